@@ -1,0 +1,313 @@
+"""Shared harness for the per-client benchmark scripts (stdlib only).
+
+Each `bench/clients/<client>.py` only adapts one HTTP client to a tiny interface
+(a `Sync` and/or an `Async` class with `get`, `download`, `upload`, `close` and a
+static `tls_get`) and calls `main(Sync, Async)`.  This module owns everything that
+must be identical across clients so the comparison is fair: the scenarios, the
+request loops (bounded in count AND wall time), the warm-up, the response checks
+(status and body length), and the measurement (wall time, CPU time of the whole
+process from getrusage(RUSAGE_SELF) around the timed part only, peak RSS).
+
+It runs under whichever interpreter the client needs (the project's venv for
+"ours", bench/.venv-peers for the peers), so it must not import anything but the
+standard library.  Output: exactly one JSON line on stdout; exit status 0 only if
+every request of the scenario succeeded and was checked.
+
+Command line (what bench/run.py calls):
+  python clients/<client>.py SCENARIO --http-url URL --https-url URL --ca CA.pem
+         --count N --seconds S [--loop asyncio|uvloop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import resource
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+HELLO_LEN = 12
+BIG = 16 * 1024 * 1024
+UPLOAD_REPLY_LEN = 2  # b"ok"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    mode: str  # "sync" | "async"
+    op: str  # "get" | "download" | "upload" | "tls"
+    connections: int  # pool size
+    workers: int  # threads or asyncio tasks issuing requests concurrently
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "seq_sync": Scenario("sync", "get", 1, 1),
+    "seq_async": Scenario("async", "get", 1, 1),
+    "async_100x10": Scenario("async", "get", 10, 100),
+    "async_100x100": Scenario("async", "get", 100, 100),
+    "threads_8": Scenario("sync", "get", 8, 8),
+    "download_sync": Scenario("sync", "download", 1, 1),
+    "download_async": Scenario("async", "download", 1, 1),
+    "upload_sync": Scenario("sync", "upload", 1, 1),
+    "upload_async": Scenario("async", "upload", 1, 1),
+    "tls_sync": Scenario("sync", "tls", 1, 1),
+    "tls_async": Scenario("async", "tls", 1, 1),
+}
+
+
+@dataclass
+class Config:
+    scenario: str
+    http_url: str
+    https_url: str
+    ca: str
+    count: int
+    seconds: float
+    loop: str
+
+
+class CheckError(Exception):
+    pass
+
+
+def _expect(op: str) -> tuple[int, int]:
+    return {
+        "get": (200, HELLO_LEN),
+        "tls": (200, HELLO_LEN),
+        "download": (200, BIG),
+        "upload": (200, UPLOAD_REPLY_LEN),
+    }[op]
+
+
+def _check(op: str, got: tuple[int, int]) -> None:
+    want = _expect(op)
+    if tuple(got) != want:
+        raise CheckError(f"{op}: got (status, body length) {tuple(got)}, expected {want}")
+
+
+def _payload_bytes(op: str) -> int:
+    """Bytes that count for MB/s: the body downloaded or uploaded."""
+    return BIG if op in ("download", "upload") else 0
+
+
+class _Totals:
+    def __init__(self) -> None:
+        self.done = 0
+
+
+# ---------------------------------------------------------------- drivers
+
+
+def _sync_loop(one: Callable[[], tuple[int, int]], op: str, workers: int, count: int, deadline: float) -> int:
+    """Run `one()` from `workers` threads until `count` calls were started or time ran out."""
+    claim = itertools.count()  # next() on it is atomic in CPython
+    stop = threading.Event()
+    done = [0] * workers
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        clock = time.perf_counter
+        try:
+            while not stop.is_set() and next(claim) < count and clock() < deadline:
+                _check(op, one())
+                done[i] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+            stop.set()
+
+    if workers == 1:
+        worker(0)
+    else:
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    if errors:
+        raise errors[0]
+    return sum(done)
+
+
+async def _async_loop(one: Callable[[], Awaitable[tuple[int, int]]], op: str, workers: int, count: int,
+                      deadline: float) -> int:
+    totals = _Totals()
+    started = 0
+
+    async def worker() -> None:
+        nonlocal started
+        clock = time.perf_counter
+        while started < count and clock() < deadline:
+            started += 1
+            _check(op, await one())
+            totals.done += 1
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return totals.done
+
+
+def _warmup_plan(cfg: Config, sc: Scenario) -> tuple[int, float]:
+    n = max(2, cfg.count // 10, 2 * sc.workers)
+    return n, min(0.5, cfg.seconds / 4)
+
+
+class _Meter:
+    def __enter__(self) -> "_Meter":
+        self.r0 = resource.getrusage(resource.RUSAGE_SELF)
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.t0
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        self.user = r1.ru_utime - self.r0.ru_utime
+        self.sys = r1.ru_stime - self.r0.ru_stime
+
+
+def _result(cfg: Config, sc: Scenario, n: int, m: _Meter) -> dict[str, Any]:
+    cpu = m.user + m.sys
+    nbytes = n * _payload_bytes(sc.op)
+    return {
+        "ok": True,
+        "scenario": cfg.scenario,
+        "requests": n,
+        "wall_s": m.wall,
+        "cpu_user_s": m.user,
+        "cpu_sys_s": m.sys,
+        "rps": n / m.wall if m.wall > 0 else 0.0,
+        "cpu_us_per_req": 1e6 * cpu / n if n else None,
+        "mb_per_s": (nbytes / m.wall / 1e6) if nbytes and m.wall > 0 else None,
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "python": sys.version.split()[0],
+        "loop": cfg.loop if sc.mode == "async" else None,
+    }
+
+
+# ---------------------------------------------------------------- scenario runners
+
+
+def _op_url(cfg: Config, op: str) -> str:
+    return {
+        "get": cfg.http_url + "/",
+        "download": cfg.http_url + "/16m",
+        "upload": cfg.http_url + "/sink",
+        "tls": cfg.https_url + "/",
+    }[op]
+
+
+def run_sync(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
+    url = _op_url(cfg, sc.op)
+    client = None
+    if sc.op == "tls":
+        ca = cfg.ca
+
+        def one() -> tuple[int, int]:
+            return cls.tls_get(url, ca)  # type: ignore[no-any-return]
+    else:
+        client = cls(sc.connections)
+        if sc.op == "get":
+            def one() -> tuple[int, int]:
+                return client.get(url)  # type: ignore[no-any-return]
+        elif sc.op == "download":
+            def one() -> tuple[int, int]:
+                return client.download(url)  # type: ignore[no-any-return]
+        else:
+            body = b"\x5a" * BIG
+
+            def one() -> tuple[int, int]:
+                return client.upload(url, body)  # type: ignore[no-any-return]
+    try:
+        wn, ws = _warmup_plan(cfg, sc)
+        _sync_loop(one, sc.op, sc.workers, wn, time.perf_counter() + ws)
+        with _Meter() as m:
+            n = _sync_loop(one, sc.op, sc.workers, cfg.count, time.perf_counter() + cfg.seconds)
+    finally:
+        if client is not None:
+            client.close()
+    return _result(cfg, sc, n, m)
+
+
+async def _run_async(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
+    url = _op_url(cfg, sc.op)
+    client = None
+    if sc.op == "tls":
+        ca = cfg.ca
+
+        async def one() -> tuple[int, int]:
+            return await cls.tls_get(url, ca)  # type: ignore[no-any-return]
+    else:
+        client = cls(sc.connections)
+        await client.start()
+        if sc.op == "get":
+            async def one() -> tuple[int, int]:
+                return await client.get(url)  # type: ignore[no-any-return]
+        elif sc.op == "download":
+            async def one() -> tuple[int, int]:
+                return await client.download(url)  # type: ignore[no-any-return]
+        else:
+            body = b"\x5a" * BIG
+
+            async def one() -> tuple[int, int]:
+                return await client.upload(url, body)  # type: ignore[no-any-return]
+    try:
+        wn, ws = _warmup_plan(cfg, sc)
+        await _async_loop(one, sc.op, sc.workers, wn, time.perf_counter() + ws)
+        with _Meter() as m:
+            n = await _async_loop(one, sc.op, sc.workers, cfg.count, time.perf_counter() + cfg.seconds)
+    finally:
+        if client is not None:
+            await client.close()
+    return _result(cfg, sc, n, m)
+
+
+def run_async(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
+    if cfg.loop == "uvloop":
+        import uvloop  # only in the peers venv
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(_run_async(cls, cfg, sc))
+    return asyncio.run(_run_async(cls, cfg, sc))
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("scenario", choices=sorted(SCENARIOS))
+    ap.add_argument("--http-url", required=True)
+    ap.add_argument("--https-url", required=True)
+    ap.add_argument("--ca", required=True)
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    a = ap.parse_args(argv)
+    return Config(a.scenario, a.http_url.rstrip("/"), a.https_url.rstrip("/"), a.ca, a.count, a.seconds, a.loop)
+
+
+def main(sync_cls: Any = None, async_cls: Any = None) -> None:
+    """Run the scenario named on the command line with the given adapter classes; print JSON."""
+    cfg = parse_args()
+    sc = SCENARIOS[cfg.scenario]
+    cls = sync_cls if sc.mode == "sync" else async_cls
+    if cls is None:
+        print(json.dumps({"ok": False, "scenario": cfg.scenario, "unsupported": True,
+                          "error": f"no {sc.mode} adapter"}))
+        sys.exit(3)
+    try:
+        res = run_sync(cls, cfg, sc) if sc.mode == "sync" else run_async(cls, cfg, sc)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes an error row
+        traceback.print_exc(file=sys.stderr)
+        print(json.dumps({"ok": False, "scenario": cfg.scenario, "error": f"{type(exc).__name__}: {exc}"[:500]}))
+        sys.stdout.flush()
+        sys.exit(1)
+    if res["requests"] == 0:
+        res["ok"] = False
+        res["error"] = "no request completed"
+    print(json.dumps(res))
+    sys.stdout.flush()
+    sys.exit(0 if res["ok"] else 1)

@@ -1,0 +1,89 @@
+"""Benchmark adapter for OUR httpcore (the repo's package), per the project's API.md.
+
+Runs under the project's interpreter with PYTHONPATH=<repo root> (bench/run.py sees
+to that), so `import httpcore` is this repository's package, not encode's.
+One pool per scenario, reused for every request; bodies fully read.  Only the API.md
+surface is used (pools are opened/closed as context managers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+
+import _common
+import httpcore
+
+
+def _limits(n: int) -> httpcore.Limits:
+    return httpcore.Limits(max_connections=n, max_keepalive_connections=n)
+
+
+class Sync:
+    def __init__(self, connections: int) -> None:
+        self.stack = contextlib.ExitStack()
+        self.http = self.stack.enter_context(httpcore.ConnectionPool(limits=_limits(connections)))
+
+    def get(self, url: str) -> tuple[int, int]:
+        r = self.http.request("GET", url)
+        return r.status_code, len(r.body)
+
+    def download(self, url: str) -> tuple[int, int]:
+        n = 0
+        with self.http.stream("GET", url) as r:
+            for chunk in r.stream():
+                n += len(chunk)
+            return r.status_code, n
+
+    def upload(self, url: str, body: bytes) -> tuple[int, int]:
+        r = self.http.request("POST", url, body=body)
+        return r.status_code, len(r.body)
+
+    def close(self) -> None:
+        self.stack.close()
+
+    @staticmethod
+    def tls_get(url: str, ca: str) -> tuple[int, int]:
+        ctx = ssl.create_default_context(cafile=ca)
+        with httpcore.ConnectionPool(ssl_context=ctx, limits=_limits(1)) as http:
+            r = http.request("GET", url)
+            return r.status_code, len(r.body)
+
+
+class Async:
+    def __init__(self, connections: int) -> None:
+        self.connections = connections
+
+    async def start(self) -> None:
+        self.stack = contextlib.AsyncExitStack()
+        pool = httpcore.AsyncConnectionPool(limits=_limits(self.connections))
+        self.http = await self.stack.enter_async_context(pool)
+
+    async def get(self, url: str) -> tuple[int, int]:
+        r = await self.http.request("GET", url)
+        return r.status_code, len(r.body)
+
+    async def download(self, url: str) -> tuple[int, int]:
+        n = 0
+        async with self.http.stream("GET", url) as r:
+            async for chunk in r.stream():
+                n += len(chunk)
+            return r.status_code, n
+
+    async def upload(self, url: str, body: bytes) -> tuple[int, int]:
+        r = await self.http.request("POST", url, body=body)
+        return r.status_code, len(r.body)
+
+    async def close(self) -> None:
+        await self.stack.aclose()
+
+    @staticmethod
+    async def tls_get(url: str, ca: str) -> tuple[int, int]:
+        ctx = ssl.create_default_context(cafile=ca)
+        async with httpcore.AsyncConnectionPool(ssl_context=ctx, limits=_limits(1)) as http:
+            r = await http.request("GET", url)
+            return r.status_code, len(r.body)
+
+
+if __name__ == "__main__":
+    _common.main(Sync, Async)

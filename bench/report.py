@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Turn bench results (results.json, written by bench/run.py) into results.md and chart.png.
+
+`markdown(doc)` is stdlib-only so run.py can call it under any interpreter; the chart
+needs matplotlib, which lives in bench/.venv-peers, so run.py runs
+`report.py --chart results.json chart.png` with that interpreter.  Either can be
+re-run by hand on an existing results.json:
+  python bench/report.py --markdown bench/results/results.json bench/results/results.md
+  bench/.venv-peers/bin/python bench/report.py --chart bench/results/results.json bench/results/chart.png
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+SCENARIO_INFO: dict[str, str] = {
+    "seq_sync": "sync, one connection, sequential keep-alive `GET /` (12-byte body)",
+    "seq_async": "async, one connection, sequential keep-alive `GET /`",
+    "async_100x10": "async, 100 tasks sharing a pool of 10 connections, `GET /`",
+    "async_100x100": "async, 100 tasks over a pool of 100 connections, `GET /`",
+    "threads_8": "sync, 8 threads sharing one pool/session (8 connections), `GET /`",
+    "download_sync": "sync, streamed `GET /16m` (16 MiB), chunks counted and dropped",
+    "download_async": "async, streamed `GET /16m` (16 MiB)",
+    "upload_sync": "sync, `POST /sink` with a 16 MiB bytes body",
+    "upload_async": "async, `POST /sink` with a 16 MiB bytes body",
+    "tls_sync": "sync, HTTPS `GET /` with a NEW client + SSLContext + TCP + TLS handshake per request",
+    "tls_async": "async, HTTPS `GET /` with a NEW client + SSLContext + TCP + TLS handshake per request",
+}
+
+SHORT = {
+    "seq_sync": "seq sync", "seq_async": "seq async", "async_100x10": "100 tasks/10 conn",
+    "async_100x100": "100 tasks/100 conn", "threads_8": "8 threads", "download_sync": "16M down sync",
+    "download_async": "16M down async", "upload_sync": "16M up sync", "upload_async": "16M up async",
+    "tls_sync": "TLS new conn sync", "tls_async": "TLS new conn async",
+}
+
+DASH = "—"
+
+
+def _is_transfer(s: str) -> bool:
+    return s.startswith(("download", "upload"))
+
+
+def _num(x: float | None, digits: int = 1) -> str:
+    if x is None:
+        return DASH
+    if x >= 1000:
+        return f"{x:,.0f}"
+    if x >= 100:
+        return f"{x:.0f}"
+    return f"{x:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def _cell(doc: dict[str, Any], client: str, s: str, fn: Any) -> str:
+    cell = doc["summary"].get(client, {}).get(s)
+    if cell is None:
+        return DASH
+    if not cell["ok"]:
+        return "ERROR"
+    return str(fn(cell))
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    meta, scenarios, clients = doc["meta"], doc["scenarios"], doc["clients"]
+    floors = set(doc.get("floors", []))
+    label = {c: (f"*{c}*" if c in floors else ("**ours**" if c == "ours" else c)) for c in clients}
+    head = ["client"] + [SHORT.get(s, s) for s in scenarios]
+    parts: list[str] = []
+    parts.append(f"# httpcore benchmarks ({meta['mode']})\n")
+    parts.append(
+        f"{meta['date']}, git `{meta.get('git_rev') or '?'}`, {meta['cpu_count']} × {meta['cpu_model']}, "
+        f"kernel {meta['kernel']}, {meta['nginx']}.  \n"
+        f"Median of **{meta['rounds']} interleaved round(s)**; each timed part capped at "
+        f"{meta['seconds_cap']} s and {meta['count_caps']} requests, after a warm-up.  \n"
+        f"Pinning: {meta['pinning']}.  Whole run: {meta['duration_s']} s.  \n"
+        f"Ours: `{meta['ours_python']}` {meta.get('ours_versions', {})}.  \n"
+        + (f"Peers: {meta['peers_versions']}.  \n" if meta.get("peers_versions") else "")
+        + "*Italic* rows are hand-written floors (the least work possible), not real clients. "
+        "— = the client has no such mode.  See bench/README.md for how to read these.\n"
+    )
+
+    parts.append("## Client CPU µs per request (lower is better)\n")
+    parts.append("user+sys CPU time of the client process over the timed part, divided by the "
+                 "requests completed. For the 16 MiB transfers this is per 16 MiB request.\n")
+    rows = [[label[c]] + [_cell(doc, c, s, lambda x: _num(x["cpu_us_per_req"])) for s in scenarios]
+            for c in clients]
+    parts.append(_table(head, rows))
+
+    parts.append("\n## Throughput (higher is better): requests/s, MB/s (10⁶ bytes/s) for the 16 MiB transfers\n")
+    rows = [[label[c]] + [_cell(doc, c, s, (lambda x: _num(x["mb_per_s"]) + " MB/s") if _is_transfer(s)
+                                else (lambda x: _num(x["rps"]))) for s in scenarios] for c in clients]
+    parts.append(_table(head, rows))
+
+    parts.append("\n## Peak RSS of the client process, MB (includes the interpreter and imports; "
+                 "uploads hold a 16 MiB body)\n")
+    rows = [[label[c]] + [_cell(doc, c, s, lambda x: _num(x["max_rss_mb"])) for s in scenarios] for c in clients]
+    parts.append(_table(head, rows))
+
+    if doc.get("ratios"):
+        parts.append("\n## Ours vs peers: CPU µs/req, ours ÷ peer (< 1.00: ours uses less CPU per request)\n")
+        rows = []
+        for c in clients:
+            if c == "ours":
+                continue
+            r = doc["ratios"].get(c, {})
+            rows.append([label[c]] + [f"{r[s]['cpu']:.2f}" if s in r and r[s]["cpu"] else DASH for s in scenarios])
+        parts.append(_table(["peer"] + head[1:], rows))
+        parts.append("\n## Ours vs peers: throughput, ours ÷ peer (> 1.00: ours is faster)\n")
+        rows = []
+        for c in clients:
+            if c == "ours":
+                continue
+            r = doc["ratios"].get(c, {})
+            rows.append([label[c]] + [f"{r[s]['throughput']:.2f}" if s in r and r[s]["throughput"] else DASH
+                                      for s in scenarios])
+        parts.append(_table(["peer"] + head[1:], rows))
+
+    parts.append("\n## Spread: max ÷ min of CPU µs/req across rounds\n")
+    parts.append("How noisy each figure is; above ~1.3 treat small differences as noise.\n")
+    rows = [[label[c]] + [_cell(doc, c, s, lambda x: f"{x['cpu_us_per_req_max'] / x['cpu_us_per_req_min']:.2f}"
+                                if x.get("cpu_us_per_req_min") else DASH) for s in scenarios] for c in clients]
+    parts.append(_table(head, rows))
+
+    errors = [(c, s, cell["errors"]) for c in clients for s, cell in doc["summary"].get(c, {}).items()
+              if cell["errors"]]
+    if errors:
+        parts.append("\n## Errors\n")
+        for c, s, errs in errors:
+            for e in errs:
+                parts.append(f"- {c} / {s}: `{e}`\n")
+
+    parts.append("\n## Scenarios\n")
+    for s in scenarios:
+        parts.append(f"- `{s}` ({SHORT.get(s, s)}): {SCENARIO_INFO.get(s, '')}\n")
+    return "".join(parts)
+
+
+def chart(doc: dict[str, Any], path: Path) -> None:
+    """Grouped bar chart, log scale: CPU µs/req per scenario (groups) per client (bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios, clients = doc["scenarios"], doc["clients"]
+    floors = set(doc.get("floors", []))
+    fig, ax = plt.subplots(figsize=(max(10, 1.6 * len(scenarios)), 6.5), dpi=110)
+    width = 0.85 / max(1, len(clients))
+    cmap = plt.get_cmap("tab20")
+    for i, c in enumerate(clients):
+        xs, ys = [], []
+        for j, s in enumerate(scenarios):
+            cell = doc["summary"].get(c, {}).get(s)
+            if cell and cell["ok"] and cell["cpu_us_per_req"]:
+                xs.append(j - 0.425 + width * (i + 0.5))
+                ys.append(cell["cpu_us_per_req"])
+        color = "black" if c == "ours" else cmap(i % 20)
+        ax.bar(xs, ys, width, label=c, color=color, hatch="//" if c in floors else None,
+               edgecolor="white" if c in floors else None, linewidth=0)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(scenarios)))
+    ax.set_xticklabels([SHORT.get(s, s) for s in scenarios], rotation=25, ha="right")
+    ax.set_ylabel("client CPU µs per request (log scale, lower is better)")
+    meta = doc["meta"]
+    ax.set_title(f"httpcore vs peers: client CPU per request (median of {meta['rounds']} rounds, "
+                 f"{meta['date'][:10]})")
+    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.legend(ncol=4, fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[0] == "--chart":
+        chart(json.loads(Path(argv[1]).read_text()), Path(argv[2]))
+        return 0
+    if len(argv) == 3 and argv[0] == "--markdown":
+        Path(argv[2]).write_text(markdown(json.loads(Path(argv[1]).read_text())))
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

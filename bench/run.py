@@ -1,0 +1,410 @@
+#!/usr/bin/env python3
+"""Benchmark orchestrator: `make bench` (--full) and `make bench-smoke` (--smoke).
+
+Does its own set-up, then measures:
+  1. installs nginx from Debian's packages if missing (bench/nginx.py) and starts a
+     private instance (one worker pinned to CPU 0);
+  2. --full only: creates bench/.venv-peers from bench/requirements-peers.txt (encode's
+     httpcore/httpx import as `httpcore` and would clash with ours, hence a separate
+     venv), re-installing when that file changes;
+  3. runs every (client, scenario) pair in its OWN process (bench/clients/<x>.py,
+     pinned with `taskset -c 1`), in interleaved rounds: round 1 runs every client
+     once, round 2 again, ..., so slow drifts of this shared 2-core machine hit all
+     clients alike; the client order is rotated each round;
+  4. takes the median per metric over the rounds and writes results.json,
+     results.md (tables and ours/peer ratios) and, when matplotlib is available
+     (peers venv), chart.png into bench/results/ (smoke: bench/results/smoke/).
+
+A client that fails (import error, wrong status or body length, timeout) becomes an
+error row; the run goes on.  --smoke runs only "ours", a few hundred requests per
+scenario, one round, and exits non-zero if any scenario failed.  "Ours" runs with
+the project's interpreter (--ours-python, $BENCH_OURS_PYTHON, else <repo>/.venv/bin/python,
+else this interpreter) and PYTHONPATH=<repo root>, so `import httpcore` is the repo's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+CLIENTS_DIR = BENCH / "clients"
+PEERS_VENV = BENCH / ".venv-peers"
+TOOLS_VENV = BENCH / ".venv-tools"
+PEERS_REQ = BENCH / "requirements-peers.txt"
+TOOLS_REQ = BENCH / "requirements-tools.txt"
+
+sys.path.insert(0, str(BENCH))
+import nginx as nginx_mod  # noqa: E402
+import report  # noqa: E402
+
+SYNC = ["seq_sync", "threads_8", "download_sync", "upload_sync", "tls_sync"]
+ASYNC = ["seq_async", "async_100x10", "async_100x100", "download_async", "upload_async", "tls_async"]
+SCENARIO_ORDER = [
+    "seq_sync", "seq_async", "async_100x10", "async_100x100", "threads_8",
+    "download_sync", "download_async", "upload_sync", "upload_async", "tls_sync", "tls_async",
+]
+
+
+@dataclass(frozen=True)
+class Client:
+    name: str
+    script: str
+    env: str  # "ours" | "peers"
+    scenarios: tuple[str, ...]
+    args: tuple[str, ...] = ()
+    floor: bool = False
+
+
+CLIENTS: list[Client] = [
+    Client("ours", "ours.py", "ours", tuple(SCENARIO_ORDER)),
+    Client("httpcore 1.0.9", "encode_httpcore.py", "peers", tuple(SCENARIO_ORDER)),
+    Client("httpx", "httpx_client.py", "peers", tuple(SCENARIO_ORDER)),
+    Client("aiohttp", "aiohttp_client.py", "peers", tuple(ASYNC)),
+    Client("aiohttp+uvloop", "aiohttp_client.py", "peers", tuple(ASYNC), ("--loop", "uvloop")),
+    Client("urllib3", "urllib3_client.py", "peers", tuple(SYNC)),
+    Client("requests", "requests_client.py", "peers", tuple(SYNC)),
+    Client("h11 floor", "h11_client.py", "peers", tuple(SYNC), floor=True),
+    Client("raw socket floor", "raw_socket.py", "peers", tuple(SYNC), floor=True),
+    Client("raw asyncio floor", "raw_asyncio.py", "peers", tuple(ASYNC), floor=True),
+    Client("raw asyncio+uvloop floor", "raw_asyncio.py", "peers", tuple(ASYNC), ("--loop", "uvloop"), floor=True),
+]
+
+# Per-scenario request caps (the time cap --seconds applies too, whichever comes first).
+FULL_COUNTS = {"get": 20000, "download": 200, "upload": 200, "tls": 2000}
+SMOKE_COUNTS = {"get": 300, "download": 5, "upload": 5, "tls": 50}
+
+
+def scenario_op(name: str) -> str:
+    for op in ("download", "upload", "tls"):
+        if name.startswith(op):
+            return op
+    return "get"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- interpreters
+
+
+def default_ours_python() -> str:
+    env = os.environ.get("BENCH_OURS_PYTHON")
+    if env:
+        return env
+    venv_py = REPO / ".venv" / "bin" / "python"
+    return str(venv_py) if venv_py.exists() else sys.executable
+
+
+def can_import(python: str, module: str, extra_env: dict[str, str] | None = None) -> bool:
+    env = clean_env()
+    env.update(extra_env or {})
+    r = subprocess.run([python, "-c", f"import {module}"], env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return r.returncode == 0
+
+
+def _venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def ensure_venv(venv: Path, requirements: Path, base_python: str) -> str:
+    """Create/refresh `venv` from `requirements` (quietly; a stamp file skips reinstalls)."""
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    stamp = venv / ".requirements.sha256"
+    py = _venv_python(venv)
+    if py.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        return str(py)
+    log(f"bench: setting up {venv.relative_to(REPO)} from {requirements.relative_to(REPO)} ...")
+    if not py.exists():
+        subprocess.run([base_python, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "-r", str(requirements)], check=True, env=clean_env())
+    stamp.write_text(digest + "\n")
+    return str(py)
+
+
+def clean_env() -> dict[str, str]:
+    """The environment for child processes: no proxies, no inherited PYTHONPATH, no key log."""
+    drop = {"PYTHONPATH", "SSLKEYLOGFILE", "PYTHONSTARTUP", "PYTHONHOME"}
+    return {k: v for k, v in os.environ.items()
+            if k not in drop and not k.lower().endswith("_proxy")}
+
+
+# ---------------------------------------------------------------- running
+
+
+@dataclass
+class Plan:
+    mode: str
+    rounds: int
+    seconds: float
+    counts: dict[str, int]
+    clients: list[Client]
+    scenarios: list[str]
+    pin: bool
+    ours_python: str
+    peers_python: str | None
+    out_dir: Path
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_one(plan: Plan, client: Client, scenario: str, ng: nginx_mod.Nginx, rnd: int) -> dict[str, Any]:
+    op = scenario_op(scenario)
+    count = plan.counts[op]
+    python = plan.ours_python if client.env == "ours" else plan.peers_python
+    env = clean_env()
+    if client.env == "ours":
+        env["PYTHONPATH"] = str(REPO)
+        env["BENCH_OURS_ROOT"] = str(REPO)
+    cmd = [str(python), str(CLIENTS_DIR / client.script), scenario,
+           "--http-url", ng.http_url, "--https-url", ng.https_url, "--ca", str(ng.ca_path),
+           "--count", str(count), "--seconds", str(plan.seconds), *client.args]
+    if plan.pin:
+        cmd = ["taskset", "-c", "1", *cmd]
+    base = {"client": client.name, "scenario": scenario, "round": rnd, "count_cap": count,
+            "seconds_cap": plan.seconds}
+    timeout = plan.seconds + 60
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
+                              cwd=str(CLIENTS_DIR))
+    except subprocess.TimeoutExpired:
+        return {**base, "ok": False, "error": f"timed out after {timeout:.0f} s"}
+    line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    try:
+        res = json.loads(line)
+    except json.JSONDecodeError:
+        err_lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
+        return {**base, "ok": False, "error": (err_lines[-1] if err_lines else f"exit {proc.returncode}")[:300]}
+    res = {**base, **res}
+    if proc.returncode != 0 and res.get("ok"):
+        res["ok"] = False
+        res["error"] = f"exit {proc.returncode}"
+    return res
+
+
+def fmt_result(r: dict[str, Any]) -> str:
+    if not r.get("ok"):
+        return "ERROR " + str(r.get("error"))
+    s = f"{r['cpu_us_per_req']:9.1f} us/req {r['rps']:9.1f} req/s"
+    if r.get("mb_per_s"):
+        s += f" {r['mb_per_s']:7.1f} MB/s"
+    return s + f"  ({r['requests']} req, {r['wall_s']:.2f} s)"
+
+
+def run_rounds(plan: Plan, ng: nginx_mod.Nginx) -> None:
+    pairs_per_round = sum(1 for c in plan.clients for s in plan.scenarios if s in c.scenarios)
+    t0 = time.monotonic()
+    done = 0
+    for rnd in range(1, plan.rounds + 1):
+        order = plan.clients[(rnd - 1) % len(plan.clients):] + plan.clients[:(rnd - 1) % len(plan.clients)]
+        for scenario in plan.scenarios:
+            for client in order:
+                if scenario not in client.scenarios:
+                    continue
+                r = run_one(plan, client, scenario, ng, rnd)
+                plan.results.append(r)
+                done += 1
+                eta = (time.monotonic() - t0) / done * (pairs_per_round * plan.rounds - done)
+                log(f"[round {rnd}/{plan.rounds} {done}/{pairs_per_round * plan.rounds} eta {eta:4.0f}s] "
+                    f"{scenario:15s} {client.name:25s} {fmt_result(r)}")
+
+
+# ---------------------------------------------------------------- summary
+
+
+def summarise(plan: Plan) -> dict[str, Any]:
+    summary: dict[str, dict[str, Any]] = {}
+    for c in plan.clients:
+        summary[c.name] = {}
+        for s in plan.scenarios:
+            if s not in c.scenarios:
+                continue
+            runs = [r for r in plan.results if r["client"] == c.name and r["scenario"] == s]
+            good = [r for r in runs if r.get("ok")]
+            errors = sorted({str(r.get("error")) for r in runs if not r.get("ok")})
+            cell: dict[str, Any] = {"ok": bool(runs) and not errors, "rounds": len(good),
+                                    "errors": errors}
+            for key in ("cpu_us_per_req", "rps", "mb_per_s", "max_rss_mb", "requests", "wall_s"):
+                vals = [r[key] for r in good if r.get(key) is not None]
+                cell[key] = statistics.median(vals) if vals else None
+                if key == "cpu_us_per_req" and vals:
+                    cell["cpu_us_per_req_min"] = min(vals)
+                    cell["cpu_us_per_req_max"] = max(vals)
+            summary[c.name][s] = cell
+    ratios: dict[str, dict[str, Any]] = {}
+    ours = summary.get("ours", {})
+    for c in plan.clients:
+        if c.name == "ours":
+            continue
+        ratios[c.name] = {}
+        for s in plan.scenarios:
+            a, b = ours.get(s), summary[c.name].get(s)
+            if not a or not b or not a["ok"] or not b["ok"]:
+                continue
+            tp = "mb_per_s" if scenario_op(s) in ("download", "upload") else "rps"
+            ratios[c.name][s] = {
+                "cpu": a["cpu_us_per_req"] / b["cpu_us_per_req"] if b["cpu_us_per_req"] else None,
+                "throughput": a[tp] / b[tp] if b[tp] else None,
+            }
+    return {"summary": summary, "ratios": ratios}
+
+
+def versions(python: str | None, modules: list[str]) -> dict[str, str]:
+    if not python:
+        return {}
+    code = ("import importlib.metadata as m, json, sys\n"
+            "out = {'python': sys.version.split()[0]}\n"
+            f"for n in {modules!r}:\n"
+            "    try: out[n] = m.version(n)\n"
+            "    except Exception: pass\n"
+            "print(json.dumps(out))\n")
+    r = subprocess.run([python, "-c", code], capture_output=True, text=True, env=clean_env())
+    try:
+        return dict(json.loads(r.stdout))
+    except json.JSONDecodeError:
+        return {}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def git_rev() -> str | None:
+    try:
+        r = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                           capture_output=True, text=True)
+        return r.stdout.strip() or None
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="httpcore benchmarks against the peers (see bench/README.md)")
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--full", action="store_true", help="all clients, interleaved rounds, ratios, chart")
+    mode.add_argument("--smoke", action="store_true", help="ours only, few requests, fail on any error")
+    ap.add_argument("--rounds", type=int, help="interleaved rounds (full: 3, smoke: 1)")
+    ap.add_argument("--seconds", type=float, help="time cap of each timed part (full: 2, smoke: 5)")
+    ap.add_argument("--clients", help="comma-separated client names to run (default: all for --full)")
+    ap.add_argument("--scenarios", help="comma-separated scenario names (default: all)")
+    ap.add_argument("--ours-python", default=default_ours_python(),
+                    help="interpreter for ours (default: $BENCH_OURS_PYTHON, <repo>/.venv/bin/python, this one)")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin nginx to CPU 0 and clients to CPU 1")
+    ap.add_argument("--out", help="output directory (full: bench/results, smoke: bench/results/smoke)")
+    args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop nginx on the way out
+
+    smoke = bool(args.smoke)
+    ours_python = os.path.abspath(args.ours_python) if os.sep in args.ours_python else args.ours_python
+    if args.clients:
+        wanted = {x.strip() for x in args.clients.split(",")}
+        clients = [c for c in CLIENTS if c.name in wanted]
+        unknown = wanted - {c.name for c in clients}
+        if unknown:
+            ap.error(f"unknown clients {sorted(unknown)}; known: {[c.name for c in CLIENTS]}")
+    else:
+        clients = [CLIENTS[0]] if smoke else list(CLIENTS)
+    scenarios = SCENARIO_ORDER
+    if args.scenarios:
+        scenarios = [s.strip() for s in args.scenarios.split(",")]
+        bad = [s for s in scenarios if s not in SCENARIO_ORDER]
+        if bad:
+            ap.error(f"unknown scenarios {bad}; known: {SCENARIO_ORDER}")
+    pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    out_dir = Path(args.out) if args.out else (BENCH / "results" / ("smoke" if smoke else ""))
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    # Interpreters: peers venv only when a peer is in the run; trustme from wherever it is.
+    need_peers = any(c.env == "peers" for c in clients)
+    peers_python = ensure_venv(PEERS_VENV, PEERS_REQ, ours_python) if need_peers else None
+    if peers_python is None and _venv_python(PEERS_VENV).exists():
+        peers_python = str(_venv_python(PEERS_VENV))  # reuse for certs/chart if it is there
+    certs_python = next((p for p in (peers_python, ours_python, sys.executable)
+                         if p and can_import(p, "trustme")), None)
+    if certs_python is None:
+        certs_python = ensure_venv(TOOLS_VENV, TOOLS_REQ, ours_python)
+
+    if any(c.env == "ours" for c in clients):
+        if not can_import(ours_python, "httpcore", {"PYTHONPATH": str(REPO)}):
+            log(f"bench: WARNING: `import httpcore` fails with {ours_python} and PYTHONPATH={REPO}; "
+                "ours will show as errors")
+
+    plan = Plan(
+        mode="smoke" if smoke else "full",
+        rounds=args.rounds or (1 if smoke else 3),
+        seconds=args.seconds or (5.0 if smoke else 2.0),
+        counts=SMOKE_COUNTS if smoke else FULL_COUNTS,
+        clients=clients, scenarios=scenarios, pin=pin,
+        ours_python=ours_python, peers_python=peers_python, out_dir=out_dir,
+    )
+    started = time.time()
+    with nginx_mod.Nginx(certs_python=certs_python, cpu=0 if pin else None) as ng:
+        nginx_version = subprocess.run([ng.binary, "-v"], capture_output=True, text=True).stderr.strip()
+        log(f"bench: nginx at {ng.http_url} / {ng.https_url}; pinning: "
+            f"{'nginx CPU 0, clients CPU 1' if pin else 'off'}; {plan.rounds} round(s) x "
+            f"{len(clients)} client(s) x {len(scenarios)} scenario(s), <= {plan.seconds} s each")
+        run_rounds(plan, ng)
+
+    meta = {
+        "mode": plan.mode,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+        "duration_s": round(time.time() - started, 1),
+        "git_rev": git_rev(),
+        "rounds": plan.rounds,
+        "seconds_cap": plan.seconds,
+        "count_caps": plan.counts,
+        "pinning": "nginx worker on CPU 0, each client process on CPU 1" if pin else "none",
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "kernel": platform.release(),
+        "nginx": nginx_version,
+        "ours_python": ours_python,
+        "ours_versions": versions(ours_python, ["h11", "h2", "certifi"]),
+        "peers_versions": versions(peers_python, ["httpcore", "httpx", "h11", "anyio", "aiohttp", "uvloop",
+                                                  "urllib3", "requests"]) if need_peers else {},
+    }
+    doc = {"meta": meta, "scenarios": scenarios, "clients": [c.name for c in clients],
+           "floors": [c.name for c in clients if c.floor], **summarise(plan), "runs": plan.results}
+    (out_dir / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out_dir / "results.md").write_text(report.markdown(doc))
+    chart_python = next((p for p in (peers_python, ours_python) if p and can_import(p, "matplotlib")), None)
+    if chart_python:
+        subprocess.run([chart_python, str(BENCH / "report.py"), "--chart", str(out_dir / "results.json"),
+                        str(out_dir / "chart.png")], check=False, env=clean_env())
+    log(f"bench: wrote {out_dir / 'results.md'}, results.json" + (", chart.png" if chart_python else "")
+        + f" in {meta['duration_s']} s")
+
+    failed = [(c, s) for c, row in doc["summary"].items() for s, cell in row.items() if not cell["ok"]]
+    for c, s in failed:
+        log(f"bench: FAILED {c} / {s}: {'; '.join(doc['summary'][c][s]['errors'])}")
+    if smoke:
+        return 1 if failed else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The hand-written async half. ``httpcore/_sync`` is generated from it by scripts/unasync.py."""

@@ -1,0 +1,160 @@
+"""A connection to one origin that opens itself on first use and picks its protocol.
+
+Theory of operation: the pool creates these cheaply (no I/O) and hands each to exactly
+one request. That request opens the network stream (TCP or a Unix socket, retried
+``retries`` times with exponential back-off on connect failures), upgrades to TLS for
+https, and reads the ALPN result to choose HTTP/2 or HTTP/1.1. From then on every call
+is delegated to the protocol connection.
+"""
+
+from __future__ import annotations
+
+import ssl
+import typing
+from collections.abc import Iterable
+
+from .._backends.asyncio_backend import AsyncioBackend
+from .._backends.base import AsyncNetworkBackend, AsyncNetworkStream, SocketOption
+from .._config import default_ssl_context
+from .._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout, UnsupportedProtocol
+from .._models import Origin, Request, Response
+from .http11 import AsyncHTTP11Connection
+from .interfaces import AsyncConnectionInterface
+
+__all__ = ["AsyncHTTPConnection"]
+
+RETRY_BACKOFF = 0.5
+
+
+def alpn_protocols(http1: bool, http2: bool) -> tuple[str, ...]:
+    """The ALPN identifiers to offer for this protocol choice, preferred first."""
+    return ("http/1.1",)
+
+
+class AsyncHTTPConnection(AsyncConnectionInterface):
+    """Opens itself on the first request, then delegates to HTTP/1.1 or HTTP/2."""
+
+    def __init__(
+        self,
+        origin: Origin,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        keepalive_expiry: float | None = None,
+        http1: bool = True,
+        http2: bool = False,
+        retries: int = 0,
+        local_address: str | None = None,
+        uds: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+        network_backend: AsyncNetworkBackend | None = None,
+    ) -> None:
+        if not (http1 or http2):
+            raise UnsupportedProtocol("At least one of http1 and http2 must be enabled")
+        self.origin = origin
+        self._ssl_context = ssl_context
+        self._keepalive_expiry = keepalive_expiry
+        self._http1 = http1
+        self._http2 = http2
+        self._retries = retries
+        self._local_address = local_address
+        self._uds = uds
+        self._socket_options = socket_options
+        self._backend = network_backend or AsyncioBackend()
+        self._connection: AsyncConnectionInterface | None = None
+        self._connecting = False
+        self._failed = False
+
+    async def handle_async_request(self, request: Request) -> Response:
+        connection = self._connection
+        if connection is None:
+            if self._connecting or self._failed:
+                raise ConnectionNotAvailable()
+            self._connecting = True
+            try:
+                connection = self._connection = await self._connect(request)
+            except BaseException:
+                self._failed = True
+                raise
+            finally:
+                self._connecting = False
+        return await connection.handle_async_request(request)
+
+    async def _connect(self, request: Request) -> AsyncConnectionInterface:
+        extensions = request.extensions
+        timeouts = extensions.get("timeout") or {}
+        timeout = timeouts.get("connect")
+        trace = extensions.get("trace")
+        origin = self.origin
+        host = origin.host.decode("ascii")
+        delay = 0.0
+        retries = self._retries
+        while True:
+            if trace is not None:
+                await trace("connection.connect_tcp.started", {"host": host, "port": origin.port})
+            try:
+                if self._uds is not None:
+                    stream = await self._backend.connect_unix_socket(self._uds, timeout, self._socket_options)
+                else:
+                    stream = await self._backend.connect_tcp(
+                        host, origin.port, timeout, self._local_address, self._socket_options
+                    )
+                break
+            except (ConnectError, ConnectTimeout):
+                if retries <= 0:
+                    raise
+                retries -= 1
+                await self._backend.sleep(delay)
+                delay = RETRY_BACKOFF if not delay else delay * 2
+        if trace is not None:
+            await trace("connection.connect_tcp.complete", {"return_value": stream})
+        http2 = self._http2 and not self._http1
+        if origin.scheme == b"https":
+            stream = await self._start_tls(stream, extensions.get("sni_hostname") or host, timeout, trace)
+            ssl_object = stream.get_extra_info("ssl_object")
+            if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+                http2 = True
+        if http2:
+            await stream.aclose()
+            raise UnsupportedProtocol("HTTP/2 is not available yet")
+        return AsyncHTTP11Connection(origin, stream, self._keepalive_expiry)
+
+    async def _start_tls(
+        self, stream: AsyncNetworkStream, server_hostname: str, timeout: float | None, trace: typing.Any
+    ) -> AsyncNetworkStream:
+        context = self._ssl_context
+        if context is None:
+            context = default_ssl_context(alpn_protocols(self._http1, self._http2))
+        if trace is not None:
+            await trace("connection.start_tls.started", {"server_hostname": server_hostname})
+        try:
+            stream = await stream.start_tls(context, server_hostname, timeout)
+        except BaseException:
+            await stream.aclose()
+            raise
+        if trace is not None:
+            await trace("connection.start_tls.complete", {"return_value": stream})
+        return stream
+
+    def capacity(self) -> int:
+        connection = self._connection
+        return 1 if connection is None else connection.capacity()
+
+    def has_expired(self) -> bool:
+        connection = self._connection
+        if connection is None:
+            return self._failed
+        return connection.has_expired()
+
+    def is_closed(self) -> bool:
+        connection = self._connection
+        if connection is None:
+            return self._failed
+        return connection.is_closed()
+
+    async def aclose(self) -> None:
+        self._failed = self._connection is None or self._failed
+        if self._connection is not None:
+            await self._connection.aclose()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} [{self.origin}] {self._connection!r}>"

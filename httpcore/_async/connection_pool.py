@@ -1,0 +1,452 @@
+"""The connection pool: which connection serves which request, and nothing else.
+
+Theory of operation. The pool never touches sockets or protocols; it asks a connection
+factory for connections and drives them through ``AsyncConnectionInterface``. Its state
+changes only in short synchronous sections under a state lock (free under asyncio, a real
+lock under threads, never held across I/O), and every change is incremental:
+
+- ``_load`` maps every live connection to the number of requests it carries; its size
+  is the number of connections counted against ``max_connections``.
+- ``_available[origin]`` holds the connections to that origin that can take one more
+  request (idle HTTP/1.1, or HTTP/2 under its stream limit); the most recently returned
+  is reused first, so surplus connections age out.
+- ``_idle`` holds the connections carrying nothing, oldest first: the ones evicted for
+  ``max_keepalive_connections`` or to make room for another origin.
+- ``_waiters`` is a FIFO of requests waiting for a connection. A released connection is
+  handed to exactly one waiter; a freed slot becomes a new connection for the head.
+
+So a checkout or release costs O(1) whatever the number of connections and waiters. An
+idle connection's liveness is checked only when it is checked out. A request that fails
+on a reused connection before any response byte arrived is retried once on a new one
+when its method is idempotent and its body can be sent again.
+"""
+
+from __future__ import annotations
+
+import collections
+import ssl
+import typing
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+
+from .._backends.base import AsyncNetworkBackend, SocketOption
+from .._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Limits, Timeout
+from .._exceptions import (
+    ConnectionNotAvailable,
+    HTTPCoreError,
+    PoolTimeout,
+    RemoteProtocolError,
+    StaleConnection,
+    UnsupportedProtocol,
+)
+from .._models import URL, HeaderTypes, Origin, Request, RequestContent, Response
+from .._synchronization import AsyncStateLock, AsyncWaiter
+from .connection import AsyncHTTPConnection, alpn_protocols
+from .interfaces import AsyncConnectionInterface
+
+__all__ = ["AsyncConnectionPool", "PoolClosed"]
+
+_UNSET: typing.Any = object()
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
+
+ConnectionFactory = Callable[[Origin], AsyncConnectionInterface]
+
+
+class PoolClosed(HTTPCoreError, RuntimeError):
+    """The pool was closed; it takes no more requests."""
+
+
+class AsyncConnectionPool:
+    """A pool of connections shared by every request made through it."""
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: Timeout | float | None = _UNSET,
+        limits: Limits | None = None,
+        http1: bool = True,
+        http2: bool = False,
+        retries: int = 0,
+        proxy: typing.Any = None,
+        local_address: str | None = None,
+        uds: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+        *,
+        max_connections: int | None = _UNSET,
+        max_keepalive_connections: int | None = _UNSET,
+        keepalive_expiry: float | None = _UNSET,
+        network_backend: AsyncNetworkBackend | None = None,
+        connection_factory: ConnectionFactory | None = None,
+    ) -> None:
+        if proxy is not None:
+            raise UnsupportedProtocol("Proxies are not supported yet")
+        if not (http1 or http2):
+            raise UnsupportedProtocol("At least one of http1 and http2 must be enabled")
+        limits = limits or DEFAULT_LIMITS
+        self._limits = Limits(
+            limits.max_connections if max_connections is _UNSET else max_connections,
+            limits.max_keepalive_connections
+            if max_keepalive_connections is _UNSET
+            else max_keepalive_connections,
+            limits.keepalive_expiry if keepalive_expiry is _UNSET else keepalive_expiry,
+        )
+        self._timeout = DEFAULT_TIMEOUT if timeout is _UNSET else Timeout.coerce(timeout)
+        self._timeout_extension = self._timeout.as_dict()
+        self._max_connections = self._limits.max_connections or 2**62
+        keepalive = self._limits.max_keepalive_connections
+        self._max_idle = self._max_connections if keepalive is None else keepalive
+        if ssl_context is not None:
+            ssl_context.set_alpn_protocols(list(alpn_protocols(http1, http2)))
+        self._ssl_context = ssl_context
+        self._http1 = http1
+        self._http2 = http2
+        self._retries = retries
+        self._local_address = local_address
+        self._uds = uds
+        self._socket_options = socket_options
+        self._network_backend = network_backend
+        self._factory: ConnectionFactory = connection_factory or self._create_connection
+
+        self._lock = AsyncStateLock()
+        self._load: dict[AsyncConnectionInterface, int] = {}
+        self._available: dict[Origin, collections.OrderedDict[AsyncConnectionInterface, None]] = {}
+        self._idle: collections.OrderedDict[AsyncConnectionInterface, None] = collections.OrderedDict()
+        self._waiters: collections.OrderedDict[AsyncWaiter, None] = collections.OrderedDict()
+        # Connections of responses dropped unclosed, queued by a finaliser that must not
+        # take the lock (the garbage collector may run while this thread holds it).
+        self._orphans: collections.deque[AsyncConnectionInterface] = collections.deque()
+        self._closed = False
+
+    def _create_connection(self, origin: Origin) -> AsyncConnectionInterface:
+        return AsyncHTTPConnection(
+            origin,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._limits.keepalive_expiry,
+            http1=self._http1,
+            http2=self._http2,
+            retries=self._retries,
+            local_address=self._local_address,
+            uds=self._uds,
+            socket_options=self._socket_options,
+            network_backend=self._network_backend,
+        )
+
+    @property
+    def connections(self) -> list[AsyncConnectionInterface]:
+        """Every connection the pool holds now (for introspection)."""
+        return list(self._load)
+
+    # -- the public entry points -------------------------------------------------
+
+    async def request(
+        self,
+        method: bytes | str,
+        url: URL | bytes | str,
+        *,
+        headers: HeaderTypes = None,
+        body: RequestContent = None,
+        stream: bool = False,
+        timeout: Timeout | float | dict[str, float | None] | None = _UNSET,
+        extensions: dict[str, typing.Any] | None = None,
+    ) -> Response:
+        """Send one request. The body is read in full unless ``stream=True``, in which
+        case the caller reads ``response.stream()`` and closes the response."""
+        request = Request(method, url, headers=headers, content=body, extensions=extensions)
+        if timeout is not _UNSET:
+            request.extensions["timeout"] = Timeout.coerce(timeout).as_dict()
+        if stream:
+            return await self.handle_async_request(request)
+        response, connection = await self._send(request)
+        try:
+            await response.aread()
+        finally:
+            await self._release(connection)
+        return response
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: bytes | str,
+        url: URL | bytes | str,
+        *,
+        headers: HeaderTypes = None,
+        body: RequestContent = None,
+        timeout: Timeout | float | dict[str, float | None] | None = _UNSET,
+        extensions: dict[str, typing.Any] | None = None,
+    ) -> AsyncIterator[Response]:
+        """A streaming response, closed (and its connection released) on exit."""
+        response = await self.request(
+            method, url, headers=headers, body=body, stream=True, timeout=timeout, extensions=extensions
+        )
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def handle_async_request(self, request: Request) -> Response:
+        """Send a prepared request; the response body streams until closed or read."""
+        response, connection = await self._send(request)
+        response.stream = AsyncPoolResponseStream(response.stream, self, connection)
+        return response
+
+    async def aclose(self) -> None:
+        """Close every connection and refuse further requests; waiters get PoolClosed."""
+        with self._lock:
+            self._closed = True
+            connections = list(self._load)
+            waiters = list(self._waiters)
+            self._load.clear()
+            self._available.clear()
+            self._idle.clear()
+            self._waiters.clear()
+            self._orphans.clear()
+        for waiter in waiters:
+            waiter.error = PoolClosed("The connection pool was closed while waiting")
+            waiter.wake()
+        for connection in connections:
+            await connection.aclose()
+
+    async def __aenter__(self) -> AsyncConnectionPool:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.aclose()
+
+    # -- one request -----------------------------------------------------------------
+
+    async def _send(self, request: Request) -> tuple[Response, AsyncConnectionInterface]:
+        if self._closed:
+            raise PoolClosed("The connection pool is closed")
+        origin = request.url.origin
+        extensions = request.extensions
+        timeouts = extensions.get("timeout")
+        if timeouts is None:
+            extensions["timeout"] = timeouts = self._timeout_extension
+        pool_timeout = timeouts.get("pool")
+        fresh = False
+        while True:
+            connection = await self._acquire(origin, pool_timeout, fresh)
+            try:
+                response = await connection.handle_async_request(request)
+            except ConnectionNotAvailable:
+                await self._release(connection)
+                continue
+            except StaleConnection as exc:
+                await self._release(connection)
+                reason = None if not fresh else "it was already retried once"
+                if request.method not in _IDEMPOTENT:
+                    reason = f"{request.method.decode('ascii')} is not idempotent"
+                elif not (request.content is None or isinstance(request.content, bytes)):
+                    reason = "its body is a stream that cannot be sent again"
+                if reason is not None:
+                    raise RemoteProtocolError(f"{exc}; the request was not retried because {reason}") from exc
+                fresh = True
+                continue
+            except BaseException:
+                await self._release(connection)
+                raise
+            return response, connection
+
+    async def _acquire(self, origin: Origin, timeout: float | None, fresh: bool) -> AsyncConnectionInterface:
+        to_close: list[AsyncConnectionInterface] = []
+        waiter = None
+        with self._lock:
+            if self._orphans:
+                self._adopt_orphans(to_close)
+            connection = self._checkout(origin, fresh, to_close)
+            if connection is None:
+                waiter = AsyncWaiter(origin)
+                self._waiters[waiter] = None
+        for stale in to_close:
+            await stale.aclose()
+        if waiter is None:
+            assert connection is not None
+            return connection
+        try:
+            woken = await waiter.wait(timeout)
+        except BaseException:
+            await self._abandon(waiter)
+            raise
+        if waiter.error is not None:
+            raise waiter.error
+        if not woken:
+            with self._lock:
+                if waiter.connection is None:
+                    self._waiters.pop(waiter, None)
+                    raise PoolTimeout(f"No connection to {origin} became free within {timeout} seconds")
+        granted: AsyncConnectionInterface | None = waiter.connection
+        assert granted is not None
+        return granted
+
+    async def _abandon(self, waiter: AsyncWaiter) -> None:
+        """A waiter gave up (timeout or cancellation): dequeue it, or hand back what it
+        was granted in the meantime."""
+        with self._lock:
+            if waiter.connection is None:
+                self._waiters.pop(waiter, None)
+                return
+        if waiter.error is None:
+            await self._release(waiter.connection)
+            waiter.connection = None
+
+    async def _release(self, connection: AsyncConnectionInterface) -> None:
+        """A request on ``connection`` finished (or failed): take the connection back."""
+        to_close: list[AsyncConnectionInterface] = []
+        with self._lock:
+            self._checkin(connection, to_close)
+            if self._orphans:
+                self._adopt_orphans(to_close)
+        for stale in to_close:
+            await stale.aclose()
+
+    # -- bookkeeping, always under the state lock, never any I/O ---------------------
+
+    def _checkout(
+        self, origin: Origin, fresh: bool, to_close: list[AsyncConnectionInterface]
+    ) -> AsyncConnectionInterface | None:
+        available = None if fresh else self._available.get(origin)
+        load = self._load
+        while available:
+            connection = next(reversed(available))
+            count = load[connection]
+            if count == 0 and connection.has_expired():
+                self._drop(connection)
+                to_close.append(connection)
+                continue
+            count += 1
+            load[connection] = count
+            if count == 1:
+                self._idle.pop(connection, None)
+            if count >= connection.capacity():
+                del available[connection]
+            return connection
+        if len(load) >= self._max_connections:
+            if not self._idle or self._waiters:
+                return None
+            victim = next(iter(self._idle))
+            self._drop(victim)
+            to_close.append(victim)
+        connection = self._factory(origin)
+        load[connection] = 1
+        return connection
+
+    def _checkin(
+        self, connection: AsyncConnectionInterface, to_close: list[AsyncConnectionInterface]
+    ) -> None:
+        load = self._load
+        count = load.get(connection)
+        if count is None:  # already dropped: the pool was closed under it
+            return
+        count -= 1
+        if connection.is_closed():
+            self._drop(connection)
+            self._grant_new_connection()
+            return
+        origin = connection.origin
+        capacity = connection.capacity()
+        waiters = self._waiters
+        while waiters and count < capacity:
+            head = next(iter(waiters))
+            if head.origin != origin:
+                if count == 0:
+                    # Strict FIFO: an idle connection the head cannot use makes way for one it can.
+                    self._drop(connection)
+                    to_close.append(connection)
+                    self._grant_new_connection()
+                    return
+                break
+            del waiters[head]
+            count += 1
+            head.connection = connection
+            head.wake()
+        load[connection] = count
+        if count < capacity:
+            available = self._available.get(origin)
+            if available is None:
+                available = self._available[origin] = collections.OrderedDict()
+            available[connection] = None
+            if count == 0:
+                idle = self._idle
+                idle[connection] = None
+                if len(idle) > self._max_idle:
+                    victim, _ = idle.popitem(last=False)
+                    self._drop(victim)
+                    to_close.append(victim)
+
+    def _grant_new_connection(self) -> None:
+        """A slot came free: the head waiter gets a new connection of its own."""
+        if self._waiters and len(self._load) < self._max_connections:
+            waiter, _ = self._waiters.popitem(last=False)
+            connection = self._factory(waiter.origin)
+            self._load[connection] = 1
+            waiter.connection = connection
+            waiter.wake()
+
+    def _drop(self, connection: AsyncConnectionInterface) -> None:
+        self._load.pop(connection, None)
+        self._idle.pop(connection, None)
+        available = self._available.get(connection.origin)
+        if available is not None:
+            available.pop(connection, None)
+            if not available:
+                del self._available[connection.origin]
+
+    def _adopt_orphans(self, to_close: list[AsyncConnectionInterface]) -> None:
+        """Connections of responses the garbage collector finalised unclosed: they are
+        mid-response, so they are closed, never reused."""
+        while self._orphans:
+            connection = self._orphans.popleft()
+            if connection in self._load:
+                self._drop(connection)
+                to_close.append(connection)
+                self._grant_new_connection()
+
+    def __repr__(self) -> str:
+        active = sum(1 for count in self._load.values() if count)
+        return (
+            f"<{type(self).__name__} [connections: {len(self._load)}, active: {active}, "
+            f"idle: {len(self._idle)}, waiting: {len(self._waiters)}]>"
+        )
+
+
+class AsyncPoolResponseStream:
+    """A streaming body that gives its connection back to the pool when it ends or is
+    closed; if dropped unclosed, its finaliser queues the connection to be closed."""
+
+    __slots__ = ("_connection", "_pool", "_stream")
+
+    def __init__(
+        self, stream: typing.Any, pool: AsyncConnectionPool, connection: AsyncConnectionInterface
+    ) -> None:
+        self._stream = stream
+        self._pool = pool
+        self._connection: AsyncConnectionInterface | None = connection
+
+    def __call__(self) -> AsyncPoolResponseStream:
+        return self
+
+    def __aiter__(self) -> AsyncPoolResponseStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk: bytes = await self._stream.__anext__()
+        except BaseException:
+            await self.aclose()
+            raise
+        return chunk
+
+    async def aclose(self) -> None:
+        connection = self._connection
+        if connection is not None:
+            self._connection = None
+            try:
+                await self._stream.aclose()
+            finally:
+                await self._pool._release(connection)
+
+    def __del__(self) -> None:
+        connection = self._connection
+        if connection is not None:
+            self._connection = None
+            self._pool._orphans.append(connection)

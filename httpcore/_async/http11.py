@@ -1,0 +1,321 @@
+"""HTTP/1.1 over one network stream, with h11 as the protocol engine.
+
+Theory of operation: a connection is IDLE, ACTIVE (one request in flight) or CLOSED.
+Sending builds the request head once, adds Host and the body framing when the caller did
+not (Content-Length for bytes, chunked for iterables), and writes a small request in a
+single call. The response head is read event by event from h11; the body is handed to
+the caller as a stream that pulls one chunk per step, so memory is bounded by the
+backend's buffer, not by the body. When the body ends the h11 cycle restarts and the
+connection is IDLE again, unless either side asked to close, the body was abandoned,
+or the server sent bytes past the end of the response: then it is CLOSED and can never
+carry another request, so no response can be handed to the wrong request.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+import typing
+from collections.abc import AsyncIterable
+
+import h11
+
+from .._backends.base import AsyncNetworkStream
+from .._exceptions import (
+    ConnectionNotAvailable,
+    HTTPCoreError,
+    LocalProtocolError,
+    ReadError,
+    RemoteProtocolError,
+    StaleConnection,
+    WriteError,
+)
+from .._models import Origin, Request, Response
+from .interfaces import AsyncConnectionInterface
+
+__all__ = ["AsyncHTTP11Connection"]
+
+READ_SIZE = 65536
+# A body this small is sent in the same write as the request head.
+COALESCE_LIMIT = 64 * 1024
+MAX_HEAD_SIZE = 100 * 1024
+
+_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
+_BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
+_FRAMING = {b"host": 1, b"content-length": 2, b"transfer-encoding": 4}
+
+
+class _State(enum.Enum):
+    IDLE = 0
+    ACTIVE = 1
+    CLOSED = 2
+
+
+class AsyncHTTP11Connection(AsyncConnectionInterface):
+    """One HTTP/1.1 connection: a request at a time, kept alive between them."""
+
+    def __init__(
+        self,
+        origin: Origin,
+        stream: AsyncNetworkStream,
+        keepalive_expiry: float | None = None,
+    ) -> None:
+        self.origin = origin
+        self._stream = stream
+        self._keepalive_expiry = keepalive_expiry
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self._state = _State.IDLE
+        self._expire_at: float | None = None
+        self._requests = 0
+        self._got_response_bytes = False
+        host = origin.host
+        if b":" in host:
+            host = b"[" + host + b"]"
+        default_port = {b"http": 80, b"https": 443}.get(origin.scheme)
+        self._host_header = host if origin.port == default_port else b"%s:%d" % (host, origin.port)
+
+    async def handle_async_request(self, request: Request) -> Response:
+        if self._state is not _State.IDLE:
+            raise ConnectionNotAvailable()
+        self._state = _State.ACTIVE
+        self._expire_at = None
+        reused = self._requests > 0
+        self._requests += 1
+        self._got_response_bytes = False
+        extensions = request.extensions
+        timeouts = extensions.get("timeout") or {}
+        trace = extensions.get("trace")
+        try:
+            send_error: WriteError | None = None
+            if trace is not None:
+                await trace("http11.send_request_headers.started", {"request": request})
+            try:
+                await self._send_request(request, timeouts.get("write"))
+            except WriteError as exc:
+                # The server may have answered early and closed (a 413 or 401 before the
+                # upload finished): what it sent is the response the caller needs.
+                send_error = exc
+            if trace is not None:
+                await trace("http11.send_request_body.complete", {"request": request})
+                await trace("http11.receive_response_headers.started", {"request": request})
+            try:
+                event = await self._receive_response_head(timeouts.get("read"))
+            except HTTPCoreError:
+                if send_error is not None:
+                    raise send_error from None
+                raise
+        except BaseException as exc:
+            await self._close()
+            if (
+                reused
+                and not self._got_response_bytes
+                and isinstance(exc, (ReadError, WriteError, RemoteProtocolError))
+            ):
+                raise StaleConnection(
+                    "The server closed the keep-alive connection before responding"
+                    f" ({type(exc).__name__}: {exc})"
+                ) from exc
+            if isinstance(exc, h11.ProtocolError):
+                raise _map_h11_error(exc) from exc
+            raise
+        if trace is not None:
+            await trace(
+                "http11.receive_response_headers.complete", {"request": request, "return_value": event}
+            )
+        response_extensions = {
+            "http_version": _VERSIONS.get(event.http_version, b"HTTP/" + event.http_version),
+            "reason_phrase": event.reason,
+            "network_stream": self._stream,
+        }
+        return Response._from_stream(
+            event.status_code,
+            event.headers.raw_items(),
+            AsyncHTTP11ResponseStream(self, timeouts.get("read"), trace),
+            response_extensions,
+        )
+
+    async def _send_request(self, request: Request, timeout: float | None) -> None:
+        h = self._h11
+        headers = request.headers
+        content: typing.Any = request.content
+        seen = 0
+        for name, _ in headers:
+            seen |= _FRAMING.get(name.lower(), 0)
+        extra: list[tuple[bytes, bytes]] = []
+        if not seen & 1:
+            extra.append((b"Host", self._host_header))
+        if content is None:
+            pass
+        elif isinstance(content, bytes):
+            if not seen & 6 and (content or request.method in _BODY_METHODS):
+                extra.append((b"Content-Length", b"%d" % len(content)))
+        elif not seen & 6:
+            extra.append((b"Transfer-Encoding", b"chunked"))
+        head = h.send(
+            h11.Request(
+                method=request.method,
+                target=request.url.target,
+                headers=extra + headers if extra else headers,
+            )
+        )
+        assert head is not None
+        if content is None or isinstance(content, bytes):
+            if content and len(content) > COALESCE_LIMIT:
+                body = h.send(h11.Data(data=content))
+                end = h.send(h11.EndOfMessage())
+                await self._stream.write(head, timeout)
+                await self._stream.write(body, timeout)
+                if end:
+                    await self._stream.write(end, timeout)
+                return
+            if content:
+                head += h.send(h11.Data(data=content))
+            head += h.send(h11.EndOfMessage())
+            await self._stream.write(head, timeout)
+            return
+        await self._stream.write(head, timeout)
+        if isinstance(content, AsyncIterable):
+            async for chunk in content:
+                await self._send_body_chunk(chunk, timeout)
+        else:
+            for chunk in content:
+                await self._send_body_chunk(chunk, timeout)
+        end = h.send(h11.EndOfMessage())
+        if end:
+            await self._stream.write(end, timeout)
+
+    async def _send_body_chunk(self, chunk: bytes, timeout: float | None) -> None:
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            raise TypeError(f"Request body chunks must be bytes, not {type(chunk).__name__}")
+        if chunk:
+            data = self._h11.send(h11.Data(data=chunk))
+            if data:
+                await self._stream.write(data, timeout)
+
+    async def _next_event(self, timeout: float | None) -> typing.Any:
+        h = self._h11
+        while True:
+            event = h.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self._stream.read(READ_SIZE, timeout)
+            if data:
+                self._got_response_bytes = True
+            elif h.their_state is h11.SEND_RESPONSE:
+                raise RemoteProtocolError("Server disconnected without sending a response.")
+            h.receive_data(data)
+
+    async def _receive_response_head(self, timeout: float | None) -> h11.Response:
+        while True:
+            event = await self._next_event(timeout)
+            if isinstance(event, h11.Response):
+                return event
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            raise RemoteProtocolError(
+                f"Unexpected {type(event).__name__} before the response"
+            )  # pragma: no cover
+
+    async def _receive_body_chunk(self, timeout: float | None) -> bytes | None:
+        """The next piece of the body, or None at its end."""
+        try:
+            while True:
+                event = await self._next_event(timeout)
+                if type(event) is h11.Data:
+                    data = event.data
+                    if data:
+                        return data if type(data) is bytes else bytes(data)
+                elif type(event) is h11.EndOfMessage:
+                    return None
+                else:
+                    raise RemoteProtocolError(f"Unexpected {type(event).__name__} in the response body")
+        except BaseException as exc:
+            await self._close()
+            if isinstance(exc, h11.ProtocolError):
+                raise _map_h11_error(exc) from exc
+            raise
+
+    async def _response_closed(self) -> None:
+        """The caller is done with the response: reuse the connection only if both sides
+        finished cleanly and nothing arrived past the end of the response."""
+        h = self._h11
+        if self._state is _State.ACTIVE and h.our_state is h11.DONE and h.their_state is h11.DONE:
+            h.start_next_cycle()
+            if not h.trailing_data[0]:
+                self._state = _State.IDLE
+                if self._keepalive_expiry is not None:
+                    self._expire_at = time.monotonic() + self._keepalive_expiry
+                return
+        await self._close()
+
+    async def _close(self) -> None:
+        if self._state is not _State.CLOSED:
+            self._state = _State.CLOSED
+            await self._stream.aclose()
+
+    def capacity(self) -> int:
+        return 1
+
+    def has_expired(self) -> bool:
+        if self._state is not _State.IDLE:
+            return self._state is _State.CLOSED
+        if self._expire_at is not None and time.monotonic() > self._expire_at:
+            return True
+        return self._stream.is_readable()
+
+    def is_closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    def is_idle(self) -> bool:
+        return self._state is _State.IDLE
+
+    async def aclose(self) -> None:
+        await self._close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} [{self.origin}, {self._state.name}, requests={self._requests}]>"
+
+
+def _map_h11_error(exc: h11.ProtocolError) -> HTTPCoreError:
+    if isinstance(exc, h11.RemoteProtocolError):
+        return RemoteProtocolError(str(exc) or "The server sent a malformed response")
+    return LocalProtocolError(str(exc) or "The request is not valid HTTP/1.1")
+
+
+class AsyncHTTP11ResponseStream:
+    """A response body pulled chunk by chunk from its connection; closing it (or reading
+    to the end) hands the connection back."""
+
+    __slots__ = ("_closed", "_connection", "_timeout", "_trace")
+
+    def __init__(self, connection: AsyncHTTP11Connection, timeout: float | None, trace: typing.Any) -> None:
+        self._connection = connection
+        self._timeout = timeout
+        self._trace = trace
+        self._closed = False
+
+    def __call__(self) -> AsyncHTTP11ResponseStream:
+        return self
+
+    def __aiter__(self) -> AsyncHTTP11ResponseStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            chunk = await self._connection._receive_body_chunk(self._timeout)
+        except BaseException:
+            self._closed = True
+            raise
+        if chunk is None:
+            await self.aclose()
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._connection._response_closed()
+            if self._trace is not None:
+                await self._trace("http11.response_closed.complete", {})

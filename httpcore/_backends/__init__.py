@@ -1,0 +1,1 @@
+"""Network backends: the only code that touches sockets. See ``base`` for the interface."""

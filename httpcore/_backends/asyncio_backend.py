@@ -1,0 +1,303 @@
+"""The native asyncio backend: one ``asyncio.Protocol`` per connection, no extra tasks.
+
+Theory of operation: the event loop pushes received bytes into the protocol's buffer
+(``data_received``); ``read()`` returns buffered bytes at once and only when the buffer
+is empty parks on a single future, armed with a timer handle for the read deadline. The
+buffer is bounded: above a high-water mark the transport stops reading until the caller
+catches up, so a slow consumer applies back-pressure to the server. Writes go straight
+to the transport and wait only while the transport reports its buffer full. Because the
+loop tells the protocol at once about EOF, resets and unsolicited bytes, checking an idle
+connection's liveness costs no system call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import ssl
+import typing
+from collections.abc import Iterable
+
+from .._exceptions import (
+    ConnectError,
+    ConnectTimeout,
+    ReadError,
+    ReadTimeout,
+    WriteError,
+    WriteTimeout,
+)
+from .base import AsyncNetworkBackend, AsyncNetworkStream, SocketOption
+
+__all__ = ["AsyncioBackend", "AsyncioStream"]
+
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+
+
+def _expire(future: asyncio.Future[None], exc_class: type[Exception]) -> None:
+    if not future.done():
+        future.set_exception(exc_class())
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """Buffers what the transport delivers and wakes the one waiting reader or writer."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self.eof = False
+        self.error: BaseException | None = None
+        self.reader: asyncio.Future[None] | None = None
+        self.writer: asyncio.Future[None] | None = None
+        self.write_paused = False
+        self.read_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered > HIGH_WATER and not self.read_paused and self.transport is not None:
+            self.read_paused = True
+            self.transport.pause_reading()
+        reader = self.reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_all()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        if exc is not None and self.error is None:
+            self.error = exc
+        self._wake_all()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        writer = self.writer
+        if writer is not None and not writer.done():
+            writer.set_result(None)
+
+    def _wake_all(self) -> None:
+        for waiter in (self.reader, self.writer):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+
+class AsyncioStream(AsyncNetworkStream):
+    """A stream over an asyncio transport and its ``_StreamProtocol``."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._closed = False
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        protocol = self._protocol
+        if not protocol.chunks:
+            if protocol.eof or self._closed:
+                if protocol.error is not None:
+                    raise ReadError(str(protocol.error) or repr(protocol.error))
+                if self._closed:
+                    raise ReadError("The connection is closed")
+                return b""
+            await self._wait("reader", timeout, ReadTimeout)
+            if not protocol.chunks:
+                if protocol.error is not None:
+                    raise ReadError(str(protocol.error) or repr(protocol.error))
+                return b""
+        chunk = protocol.chunks.popleft()
+        if len(chunk) > max_bytes:
+            protocol.chunks.appendleft(chunk[max_bytes:])
+            chunk = chunk[:max_bytes]
+        protocol.buffered -= len(chunk)
+        if protocol.read_paused and protocol.buffered < LOW_WATER:
+            protocol.read_paused = False
+            self._transport.resume_reading()
+        return chunk
+
+    async def write(self, data: bytes, timeout: float | None = None) -> None:
+        protocol = self._protocol
+        if self._closed or (protocol.eof and protocol.error is not None):
+            raise WriteError(str(protocol.error or "The connection is closed"))
+        if self._transport.is_closing():
+            raise WriteError("The connection is closed")
+        try:
+            self._transport.write(data)
+        except (OSError, RuntimeError) as exc:
+            raise WriteError(str(exc)) from exc
+        if protocol.write_paused:
+            await self._wait("writer", timeout, WriteTimeout)
+            if protocol.error is not None or self._transport.is_closing():
+                raise WriteError(str(protocol.error or "The connection was closed while writing"))
+
+    async def _wait(self, slot: str, timeout: float | None, exc_class: type[Exception]) -> None:
+        protocol = self._protocol
+        loop = protocol.loop
+        future: asyncio.Future[None] = loop.create_future()
+        setattr(protocol, slot, future)
+        handle = None if timeout is None else loop.call_later(timeout, _expire, future, exc_class)
+        try:
+            await future
+        finally:
+            setattr(protocol, slot, None)
+            if handle is not None:
+                handle.cancel()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once, without a TLS close_notify."""
+        self._closed = True
+        self._transport.abort()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncioStream:
+        protocol = self._protocol
+        loop = protocol.loop
+        if protocol.chunks:
+            raise ConnectError("The server sent data before the TLS handshake")
+        try:
+            transport = await asyncio.wait_for(
+                loop.start_tls(
+                    self._transport,
+                    protocol,
+                    ssl_context,
+                    server_hostname=server_hostname,
+                    ssl_handshake_timeout=timeout,
+                ),
+                timeout,
+            )
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            self._transport.abort()
+            raise ConnectTimeout("TLS handshake timed out") from exc
+        except (OSError, ssl.SSLError, ssl.CertificateError, ConnectionError, RuntimeError) as exc:
+            self._transport.abort()
+            raise ConnectError(str(exc) or repr(exc)) from exc
+        if transport is None:  # pragma: no cover - the loop closed underneath us
+            raise ConnectError("TLS handshake failed")
+        protocol.transport = transport
+        return AsyncioStream(transport, protocol)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "ssl_object":
+            return self._transport.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return self._transport.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._transport.get_extra_info("peername")
+        if info == "socket":
+            return self._transport.get_extra_info("socket")
+        if info == "is_readable":
+            return self.is_readable()
+        return self._transport.get_extra_info(info)
+
+    def is_readable(self) -> bool:
+        protocol = self._protocol
+        return bool(protocol.chunks) or protocol.eof or self._transport.is_closing()
+
+
+def _apply_socket_options(sock: socket.socket, options: Iterable[SocketOption] | None) -> None:
+    for option in options or ():
+        sock.setsockopt(*option)
+
+
+class AsyncioBackend(AsyncNetworkBackend):
+    """Connects with the running asyncio loop."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> AsyncioStream:
+        loop = asyncio.get_running_loop()
+        protocol = _StreamProtocol(loop)
+        local_addr = None if local_address is None else (local_address, 0)
+        try:
+            if socket_options:
+                coro = self._connect_with_options(loop, protocol, host, port, local_addr, socket_options)
+            else:
+                coro = loop.create_connection(lambda: protocol, host, port, local_addr=local_addr)
+            transport, _ = await asyncio.wait_for(coro, timeout)
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            raise ConnectTimeout(f"Timed out connecting to {host}:{port}") from exc
+        except (OSError, ValueError, UnicodeError) as exc:
+            raise ConnectError(str(exc) or repr(exc)) from exc
+        return AsyncioStream(typing.cast(asyncio.Transport, transport), protocol)
+
+    async def _connect_with_options(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        protocol: _StreamProtocol,
+        host: str,
+        port: int,
+        local_addr: tuple[str, int] | None,
+        socket_options: Iterable[SocketOption],
+    ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        last_error: OSError | None = None
+        for family, type_, proto, _, address in infos:
+            sock = socket.socket(family, type_, proto)
+            try:
+                sock.setblocking(False)
+                _apply_socket_options(sock, socket_options)
+                if local_addr is not None:
+                    sock.bind(local_addr)
+                await loop.sock_connect(sock, address)
+            except OSError as exc:
+                sock.close()
+                last_error = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return await loop.create_connection(lambda: protocol, sock=sock)
+        raise last_error or OSError(f"No address found for {host}")
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> AsyncioStream:
+        loop = asyncio.get_running_loop()
+        protocol = _StreamProtocol(loop)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            _apply_socket_options(sock, socket_options)
+            await asyncio.wait_for(loop.sock_connect(sock, path), timeout)
+            transport, _ = await loop.create_unix_connection(lambda: protocol, sock=sock)
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            sock.close()
+            raise ConnectTimeout(f"Timed out connecting to {path}") from exc
+        except OSError as exc:
+            sock.close()
+            raise ConnectError(str(exc) or repr(exc)) from exc
+        except BaseException:
+            sock.close()
+            raise
+        return AsyncioStream(transport, protocol)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)

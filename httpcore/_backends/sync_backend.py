@@ -1,0 +1,272 @@
+"""The blocking backend: plain sockets, with the deadline set per call.
+
+Theory of operation: each read or write sets the socket timeout only when it differs from
+the last one set, so steady traffic makes no extra system calls. TLS is the standard
+library's ``SSLSocket``; TLS inside TLS (an https:// origin through an https:// proxy)
+runs an ``SSLObject`` over memory BIOs on top of the outer stream. An idle connection's
+liveness is one zero-timeout ``poll`` when it is checked out.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import time
+import typing
+from collections.abc import Iterable
+
+from .._exceptions import (
+    ConnectError,
+    ConnectTimeout,
+    ReadError,
+    ReadTimeout,
+    WriteError,
+    WriteTimeout,
+)
+from .base import NetworkBackend, NetworkStream, SocketOption
+
+__all__ = ["SyncBackend", "SyncStream", "TLSinTLSStream"]
+
+_UNSET: typing.Any = object()
+
+
+class SyncStream(NetworkStream):
+    """A stream over a blocking socket (plain or ``SSLSocket``)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._timeout: float | None = _UNSET
+
+    def _settimeout(self, timeout: float | None) -> None:
+        if timeout != self._timeout:
+            self._sock.settimeout(timeout)
+            self._timeout = timeout
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if timeout != self._timeout:
+            self._settimeout(timeout)
+        try:
+            return self._sock.recv(max_bytes)
+        except TimeoutError as exc:
+            raise ReadTimeout("Timed out reading from the server") from exc
+        except (OSError, ValueError) as exc:
+            raise ReadError(str(exc) or repr(exc)) from exc
+
+    def write(self, data: bytes, timeout: float | None = None) -> None:
+        if timeout != self._timeout:
+            self._settimeout(timeout)
+        try:
+            self._sock.sendall(data)
+        except TimeoutError as exc:
+            raise WriteTimeout("Timed out writing to the server") from exc
+        except (OSError, ValueError) as exc:
+            raise WriteError(str(exc) or repr(exc)) from exc
+
+    def close(self) -> None:
+        try:
+            self._sock.close()
+        except OSError:  # pragma: no cover
+            pass
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> NetworkStream:
+        self._settimeout(timeout)
+        try:
+            if isinstance(self._sock, ssl.SSLSocket):
+                stream: NetworkStream = TLSinTLSStream(self, ssl_context, server_hostname, timeout)
+                return stream
+            sock = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
+        except TimeoutError as exc:
+            self.close()
+            raise ConnectTimeout("TLS handshake timed out") from exc
+        except (OSError, ssl.SSLError, ssl.CertificateError, ValueError) as exc:
+            self.close()
+            raise ConnectError(str(exc) or repr(exc)) from exc
+        return SyncStream(sock)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "ssl_object":
+            return self._sock if isinstance(self._sock, ssl.SSLSocket) else None
+        if info == "client_addr":
+            return self._sock.getsockname()
+        if info == "server_addr":
+            return self._sock.getpeername()
+        if info == "socket":
+            return self._sock
+        if info == "is_readable":
+            return self.is_readable()
+        return None
+
+    def is_readable(self) -> bool:
+        sock = self._sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        try:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return True
+
+
+class TLSinTLSStream(NetworkStream):
+    """TLS over an existing (itself TLS) stream, through an ``SSLObject`` and memory BIOs."""
+
+    def __init__(
+        self,
+        stream: NetworkStream,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None,
+        timeout: float | None,
+    ) -> None:
+        self._stream = stream
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._ssl = ssl_context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
+        self._run(self._ssl.do_handshake, timeout, handshake=True)
+
+    def _run(
+        self,
+        operation: typing.Callable[..., typing.Any],
+        timeout: float | None,
+        *args: typing.Any,
+        handshake: bool = False,
+    ) -> typing.Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            want_read = False
+            try:
+                result = operation(*args)
+            except ssl.SSLWantReadError:
+                want_read = True
+            except (ssl.SSLError, ssl.CertificateError) as exc:
+                error = ConnectError if handshake else ReadError
+                raise error(str(exc) or repr(exc)) from exc
+            pending = self._outgoing.read()
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if pending:
+                self._stream.write(pending, remaining)
+            if not want_read:
+                return result
+            data = self._stream.read(65536, remaining)
+            if not data:
+                self._incoming.write_eof()
+            else:
+                self._incoming.write(data)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            data: bytes = self._run(self._ssl.read, timeout, max_bytes)
+        except ReadError:
+            if self._incoming.eof:
+                return b""
+            raise
+        return data
+
+    def write(self, data: bytes, timeout: float | None = None) -> None:
+        view = memoryview(data)
+        while view:
+            written: int = self._run(self._ssl.write, timeout, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> NetworkStream:
+        return TLSinTLSStream(self, ssl_context, server_hostname, timeout)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "ssl_object":
+            return self._ssl
+        return self._stream.get_extra_info(info)
+
+    def is_readable(self) -> bool:
+        return bool(self._ssl.pending()) or self._stream.is_readable()
+
+
+def _apply_socket_options(sock: socket.socket, options: Iterable[SocketOption] | None) -> None:
+    for option in options or ():
+        sock.setsockopt(*option)
+
+
+class SyncBackend(NetworkBackend):
+    """Opens blocking sockets, with TCP_NODELAY set."""
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> SyncStream:
+        source = None if local_address is None else (local_address, 0)
+        try:
+            if socket_options:
+                sock = self._connect_with_options(host, port, timeout, source, socket_options)
+            else:
+                sock = socket.create_connection((host, port), timeout, source_address=source)
+        except TimeoutError as exc:
+            raise ConnectTimeout(f"Timed out connecting to {host}:{port}") from exc
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise ConnectError(str(exc) or repr(exc)) from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return SyncStream(sock)
+
+    def _connect_with_options(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None,
+        source: tuple[str, int] | None,
+        socket_options: Iterable[SocketOption],
+    ) -> socket.socket:
+        last_error: OSError | None = None
+        for family, type_, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+            sock = socket.socket(family, type_, proto)
+            try:
+                _apply_socket_options(sock, socket_options)
+                sock.settimeout(timeout)
+                if source is not None:
+                    sock.bind(source)
+                sock.connect(address)
+            except OSError as exc:
+                sock.close()
+                if isinstance(exc, (socket.timeout, TimeoutError)):
+                    raise
+                last_error = exc
+                continue
+            return sock
+        raise last_error or OSError(f"No address found for {host}")
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> SyncStream:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            _apply_socket_options(sock, socket_options)
+            sock.settimeout(timeout)
+            sock.connect(path)
+        except TimeoutError as exc:
+            sock.close()
+            raise ConnectTimeout(f"Timed out connecting to {path}") from exc
+        except OSError as exc:
+            sock.close()
+            raise ConnectError(str(exc) or repr(exc)) from exc
+        return SyncStream(sock)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)

@@ -1,0 +1,114 @@
+"""Configuration values shared by both halves: Timeout, Limits, and the TLS context.
+
+Theory of operation: a pool resolves its configuration once, at construction. Timeouts
+travel with each request as the ``"timeout"`` extension (a dict, the form httpx sends),
+so a per-request override costs one dict lookup. The default SSL context is built once
+per process from certifi's bundle; loading a CA bundle is the dominant cost of a new
+context, so it is never repeated per connection.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import typing
+
+__all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "Limits", "Timeout", "default_ssl_context"]
+
+_UNSET: typing.Any = object()
+
+
+class Timeout:
+    """Deadlines in seconds (None for none): connect, read, write and pool.
+
+    ``Timeout(5.0)`` sets all four; keywords set single ones and win over the positional.
+    """
+
+    __slots__ = ("connect", "pool", "read", "write")
+
+    def __init__(
+        self,
+        timeout: float | None = None,
+        *,
+        connect: float | None = _UNSET,
+        read: float | None = _UNSET,
+        write: float | None = _UNSET,
+        pool: float | None = _UNSET,
+    ) -> None:
+        self.connect: float | None = timeout if connect is _UNSET else connect
+        self.read: float | None = timeout if read is _UNSET else read
+        self.write: float | None = timeout if write is _UNSET else write
+        self.pool: float | None = timeout if pool is _UNSET else pool
+
+    @classmethod
+    def coerce(cls, value: Timeout | float | dict[str, float | None] | None) -> Timeout:
+        """A Timeout from a Timeout, a number (all four), a dict, or None (no deadlines)."""
+        if isinstance(value, Timeout):
+            return value
+        if isinstance(value, dict):
+            unknown = set(value) - {"connect", "read", "write", "pool"}
+            if unknown:
+                raise TypeError(f"Unknown timeout keys: {sorted(unknown)}")
+            return cls(**value)
+        return cls(value)
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {"connect": self.connect, "read": self.read, "write": self.write, "pool": self.pool}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Timeout) and self.as_dict() == other.as_dict()
+
+    def __repr__(self) -> str:
+        return f"Timeout(connect={self.connect}, read={self.read}, write={self.write}, pool={self.pool})"
+
+
+class Limits:
+    """How many connections a pool may hold, how many idle ones it keeps, and for how long."""
+
+    __slots__ = ("keepalive_expiry", "max_connections", "max_keepalive_connections")
+
+    def __init__(
+        self,
+        max_connections: int | None = 100,
+        max_keepalive_connections: int | None = 20,
+        keepalive_expiry: float | None = 5.0,
+    ) -> None:
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be at least 1 (or None for no limit)")
+        if max_keepalive_connections is not None and max_keepalive_connections < 0:
+            raise ValueError("max_keepalive_connections must not be negative")
+        self.max_connections = max_connections
+        self.max_keepalive_connections = max_keepalive_connections
+        self.keepalive_expiry = keepalive_expiry
+
+    def __repr__(self) -> str:
+        return (
+            f"Limits(max_connections={self.max_connections}, "
+            f"max_keepalive_connections={self.max_keepalive_connections}, "
+            f"keepalive_expiry={self.keepalive_expiry})"
+        )
+
+
+DEFAULT_TIMEOUT = Timeout(5.0)
+DEFAULT_LIMITS = Limits()
+
+_contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
+def default_ssl_context(alpn_protocols: tuple[str, ...] = ("http/1.1",)) -> ssl.SSLContext:
+    """The shared verifying context (certifi CA bundle, hostname check) for these ALPN ids.
+
+    One context per ALPN list, made on first use and kept for the life of the process.
+    """
+    context = _contexts.get(alpn_protocols)
+    if context is None:
+        with _contexts_lock:
+            context = _contexts.get(alpn_protocols)
+            if context is None:
+                import certifi
+
+                context = ssl.create_default_context(cafile=certifi.where())
+                context.set_alpn_protocols(list(alpn_protocols))
+                _contexts[alpn_protocols] = context
+    return context

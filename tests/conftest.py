@@ -1,0 +1,109 @@
+"""Shared pytest fixtures: loopback servers and TLS material.
+
+Theory of operation: the real servers (uvicorn for HTTP/1.1, hypercorn for
+HTTP/2) run in background threads and are stateless, so each is started once
+per session, lazily, on first use, and stopped at the end of the session.
+Raw fault-injection servers carry per-test state (handler, recorded requests),
+so ``raw_server`` is a function-scoped factory whose servers are stopped when
+the test ends.  SSL contexts are mutable, so tests get fresh ones.
+
+Because servers run in threads, plain synchronous fixtures serve both sync
+and async tests; no event-loop fixture is involved.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+
+import pytest
+import trustme
+
+from tests.servers import tls
+from tests.servers.asgi_server import HypercornServer, UvicornServer
+from tests.servers.netutil import has_ipv6_loopback
+from tests.servers.raw import Handler, RawServer, RawServerFactory
+
+
+@pytest.fixture(scope="session")
+def cert_authority() -> trustme.CA:
+    """The session's test CA (trusted by ``client_ssl_context``)."""
+    return tls.get_ca()
+
+
+@pytest.fixture(scope="session")
+def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tls.CertFiles:
+    """PEM files of the server certificate, key and CA certificate."""
+    return tls.write_cert_files(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def client_ssl_context() -> ssl.SSLContext:
+    """A fresh client context trusting only the test CA; no ALPN set."""
+    return tls.client_ssl_context()
+
+
+@pytest.fixture
+def server_ssl_context() -> ssl.SSLContext:
+    """A fresh server context with the test certificate; no ALPN set."""
+    return tls.server_ssl_context()
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[UvicornServer]:
+    """uvicorn, plain HTTP/1.1 on 127.0.0.1."""
+    with UvicornServer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def server_ipv6() -> Iterator[UvicornServer]:
+    """uvicorn, plain HTTP/1.1 on ::1 (skipped without IPv6 loopback)."""
+    if not has_ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback")
+    with UvicornServer(host="::1") as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def tls_server(cert_files: tls.CertFiles) -> Iterator[UvicornServer]:
+    """uvicorn, HTTPS (HTTP/1.1 only) on 127.0.0.1; cert valid for localhost too."""
+    with UvicornServer(certfile=cert_files.certfile, keyfile=cert_files.keyfile) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def h2_server(cert_files: tls.CertFiles) -> Iterator[HypercornServer]:
+    """hypercorn, HTTPS with ALPN ``h2`` / ``http/1.1`` on 127.0.0.1."""
+    with HypercornServer(certfile=cert_files.certfile, keyfile=cert_files.keyfile) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def h2c_server() -> Iterator[HypercornServer]:
+    """hypercorn, plain TCP: HTTP/1.1 or HTTP/2 with prior knowledge."""
+    with HypercornServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def raw_server() -> Iterator[RawServerFactory]:
+    """Factory: ``raw_server(handler, host=..., ssl_context=..., timeout=...)``
+    returns a started ``RawServer``; all are stopped at teardown."""
+    servers: list[RawServer] = []
+
+    def factory(
+        handler: Handler,
+        *,
+        host: str = "127.0.0.1",
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 5.0,
+    ) -> RawServer:
+        srv = RawServer(handler, host=host, ssl_context=ssl_context, timeout=timeout)
+        srv.start()
+        servers.append(srv)
+        return srv
+
+    yield factory
+    for srv in reversed(servers):
+        srv.stop()
