@@ -75,7 +75,10 @@ def ensure_nginx(quiet: bool = True) -> str:
     for pkg in ("nginx", "nginx-light"):
         proc = subprocess.run(
             ["apt-get", "install", "-y", "-qq", "--no-install-recommends", pkg],
-            env=env, stdout=out, stderr=out, check=False,
+            env=env,
+            stdout=out,
+            stderr=out,
+            check=False,
         )
         path = find_nginx()
         if proc.returncode == 0 and path:
@@ -160,26 +163,32 @@ class Nginx:
         self.https_port = self.https_port or free_port()
         affinity = "" if self.cpu is None else "worker_cpu_affinity " + _mask(self.cpu) + ";"
         conf = CONF_TEMPLATE.format(
-            prefix=p, www=www, cert=cert, key=key, affinity=affinity,
-            http_port=self.http_port, https_port=self.https_port, sink_sock=p / "sink.sock",
+            prefix=p,
+            www=www,
+            cert=cert,
+            key=key,
+            affinity=affinity,
+            http_port=self.http_port,
+            https_port=self.https_port,
+            sink_sock=p / "sink.sock",
         )
         conf_path = p / "nginx.conf"
         conf_path.write_text(conf)
         return conf_path
 
-    def start(self) -> "Nginx":
+    def start(self) -> Nginx:
         self.binary = ensure_nginx()
         conf = self.write_files()
         cmd = [self.binary, "-c", str(conf), "-p", str(self.prefix), "-g", "daemon off;"]
         if self.cpu is not None and shutil.which("taskset"):
-            cmd = ["taskset", "-c", str(self.cpu)] + cmd
+            cmd = ["taskset", "-c", str(self.cpu), *cmd]
         # `-t` first so a config error gives a readable message.
         subprocess.run([self.binary, "-t", "-q", "-c", str(conf), "-p", str(self.prefix)], check=True)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                log = (self.prefix / "logs" / "error.log")
+                log = self.prefix / "logs" / "error.log"
                 raise RuntimeError("nginx exited: " + (log.read_text() if log.exists() else "?"))
             try:
                 socket.create_connection(("127.0.0.1", self.http_port), timeout=0.2).close()
@@ -210,7 +219,7 @@ class Nginx:
             return []
         return [int(x) for x in children.split()]
 
-    def __enter__(self) -> "Nginx":
+    def __enter__(self) -> Nginx:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -276,7 +285,7 @@ def selftest(ng: Nginx) -> None:
         s.settimeout(0.5)
         try:
             early = s.recv(1)
-        except socket.timeout:
+        except TimeoutError:
             early = b""
         assert early == b"", "nginx answered /sink before the body was complete"
         s.settimeout(10)
@@ -286,8 +295,11 @@ def selftest(ng: Nginx) -> None:
         # Same connection still usable => the body was consumed, framing is intact.
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _read_response(s, buf) == (200, HELLO)
-        print(f"selftest: /sink waits for the full body; answered {1e3 * (time.perf_counter() - t0):.1f} ms"
-              " after the last byte; keep-alive intact", file=sys.stderr)
+        print(
+            f"selftest: /sink waits for the full body; answered {1e3 * (time.perf_counter() - t0):.1f} ms"
+            " after the last byte; keep-alive intact",
+            file=sys.stderr,
+        )
         # Chunked upload too (clients streaming an iterable body use it).
         s.sendall(b"POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
         for _ in range(16):

@@ -31,10 +31,17 @@ SCENARIO_INFO: dict[str, str] = {
 }
 
 SHORT = {
-    "seq_sync": "seq sync", "seq_async": "seq async", "async_100x10": "100 tasks/10 conn",
-    "async_100x100": "100 tasks/100 conn", "threads_8": "8 threads", "download_sync": "16M down sync",
-    "download_async": "16M down async", "upload_sync": "16M up sync", "upload_async": "16M up async",
-    "tls_sync": "TLS new conn sync", "tls_async": "TLS new conn async",
+    "seq_sync": "seq sync",
+    "seq_async": "seq async",
+    "async_100x10": "100 tasks/10 conn",
+    "async_100x100": "100 tasks/100 conn",
+    "threads_8": "8 threads",
+    "download_sync": "16M down sync",
+    "download_async": "16M down async",
+    "upload_sync": "16M up sync",
+    "upload_async": "16M up async",
+    "tls_sync": "TLS new conn sync",
+    "tls_async": "TLS new conn async",
 }
 
 DASH = "—"
@@ -77,7 +84,8 @@ def markdown(doc: dict[str, Any]) -> str:
     parts: list[str] = []
     parts.append(f"# httpcore benchmarks ({meta['mode']})\n")
     parts.append(
-        f"{meta['date']}, git `{meta.get('git_rev') or '?'}`, {meta['cpu_count']} × {meta['cpu_model']}, "
+        f"{meta['date']}, git `{meta.get('git_rev') or '?'}`, "
+        f"{meta['cpu_count']} CPUs ({meta['cpu_model']}), "
         f"kernel {meta['kernel']}, {meta['nginx']}.  \n"
         f"Median of **{meta['rounds']} interleaved round(s)**; each timed part capped at "
         f"{meta['seconds_cap']} s and {meta['count_caps']} requests, after a warm-up.  \n"
@@ -85,62 +93,105 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Ours: `{meta['ours_python']}` {meta.get('ours_versions', {})}.  \n"
         + (f"Peers: {meta['peers_versions']}.  \n" if meta.get("peers_versions") else "")
         + "*Italic* rows are hand-written floors (the least work possible), not real clients. "
-        "— = the client has no such mode.  See bench/README.md for how to read these.\n"
+        "— = the client has no such mode.  See bench/README.md for how to read these.\n\n"
     )
 
-    parts.append("## Client CPU µs per request (lower is better)\n")
-    parts.append("user+sys CPU time of the client process over the timed part, divided by the "
-                 "requests completed. For the 16 MiB transfers this is per 16 MiB request.\n")
-    rows = [[label[c]] + [_cell(doc, c, s, lambda x: _num(x["cpu_us_per_req"])) for s in scenarios]
-            for c in clients]
+    parts.append("## Client CPU µs per request (lower is better)\n\n")
+    parts.append(
+        "user+sys CPU time of the client process over the timed part, divided by the "
+        "requests completed. For the 16 MiB transfers this is per 16 MiB request.\n\n"
+    )
+    rows = [
+        [label[c]] + [_cell(doc, c, s, lambda x: _num(x["cpu_us_per_req"])) for s in scenarios]
+        for c in clients
+    ]
     parts.append(_table(head, rows))
 
-    parts.append("\n## Throughput (higher is better): requests/s, MB/s (10⁶ bytes/s) for the 16 MiB transfers\n")
-    rows = [[label[c]] + [_cell(doc, c, s, (lambda x: _num(x["mb_per_s"]) + " MB/s") if _is_transfer(s)
-                                else (lambda x: _num(x["rps"]))) for s in scenarios] for c in clients]
+    parts.append(
+        "\n## Throughput (higher is better): requests/s, MB/s (10⁶ bytes/s) for the 16 MiB transfers\n\n"
+    )
+    rows = [
+        [label[c]]
+        + [
+            _cell(
+                doc,
+                c,
+                s,
+                (lambda x: _num(x["mb_per_s"]) + " MB/s") if _is_transfer(s) else (lambda x: _num(x["rps"])),
+            )
+            for s in scenarios
+        ]
+        for c in clients
+    ]
     parts.append(_table(head, rows))
 
-    parts.append("\n## Peak RSS of the client process, MB (includes the interpreter and imports; "
-                 "uploads hold a 16 MiB body)\n")
-    rows = [[label[c]] + [_cell(doc, c, s, lambda x: _num(x["max_rss_mb"])) for s in scenarios] for c in clients]
+    parts.append(
+        "\n## Peak RSS of the client process, MB (includes the interpreter and imports; "
+        "uploads hold a 16 MiB body)\n\n"
+    )
+    rows = [
+        [label[c]] + [_cell(doc, c, s, lambda x: _num(x["max_rss_mb"])) for s in scenarios] for c in clients
+    ]
     parts.append(_table(head, rows))
 
     if doc.get("ratios"):
-        parts.append("\n## Ours vs peers: CPU µs/req, ours ÷ peer (< 1.00: ours uses less CPU per request)\n")
+        parts.append(
+            "\n## Ours vs peers: CPU µs/req, ours ÷ peer (< 1.00: ours uses less CPU per request)\n\n"
+        )
         rows = []
         for c in clients:
             if c == "ours":
                 continue
             r = doc["ratios"].get(c, {})
-            rows.append([label[c]] + [f"{r[s]['cpu']:.2f}" if s in r and r[s]["cpu"] else DASH for s in scenarios])
-        parts.append(_table(["peer"] + head[1:], rows))
-        parts.append("\n## Ours vs peers: throughput, ours ÷ peer (> 1.00: ours is faster)\n")
+            rows.append(
+                [label[c]] + [f"{r[s]['cpu']:.2f}" if s in r and r[s]["cpu"] else DASH for s in scenarios]
+            )
+        parts.append(_table(["peer", *head[1:]], rows))
+        parts.append("\n## Ours vs peers: throughput, ours ÷ peer (> 1.00: ours is faster)\n\n")
         rows = []
         for c in clients:
             if c == "ours":
                 continue
             r = doc["ratios"].get(c, {})
-            rows.append([label[c]] + [f"{r[s]['throughput']:.2f}" if s in r and r[s]["throughput"] else DASH
-                                      for s in scenarios])
-        parts.append(_table(["peer"] + head[1:], rows))
+            rows.append(
+                [label[c]]
+                + [f"{r[s]['throughput']:.2f}" if s in r and r[s]["throughput"] else DASH for s in scenarios]
+            )
+        parts.append(_table(["peer", *head[1:]], rows))
 
-    parts.append("\n## Spread: max ÷ min of CPU µs/req across rounds\n")
-    parts.append("How noisy each figure is; above ~1.3 treat small differences as noise.\n")
-    rows = [[label[c]] + [_cell(doc, c, s, lambda x: f"{x['cpu_us_per_req_max'] / x['cpu_us_per_req_min']:.2f}"
-                                if x.get("cpu_us_per_req_min") else DASH) for s in scenarios] for c in clients]
+    parts.append("\n## Spread: max ÷ min of CPU µs/req across rounds\n\n")
+    parts.append("How noisy each figure is; above ~1.3 treat small differences as noise.\n\n")
+    rows = [
+        [label[c]]
+        + [
+            _cell(
+                doc,
+                c,
+                s,
+                lambda x: (
+                    f"{x['cpu_us_per_req_max'] / x['cpu_us_per_req_min']:.2f}"
+                    if x.get("cpu_us_per_req_min")
+                    else DASH
+                ),
+            )
+            for s in scenarios
+        ]
+        for c in clients
+    ]
     parts.append(_table(head, rows))
 
-    errors = [(c, s, cell["errors"]) for c in clients for s, cell in doc["summary"].get(c, {}).items()
-              if cell["errors"]]
+    errors = [
+        (c, s, cell["errors"])
+        for c in clients
+        for s, cell in doc["summary"].get(c, {}).items()
+        if cell["errors"]
+    ]
     if errors:
-        parts.append("\n## Errors\n")
-        for c, s, errs in errors:
-            for e in errs:
-                parts.append(f"- {c} / {s}: `{e}`\n")
+        parts.append("\n## Errors\n\n")
+        parts.extend(f"- {c} / {s}: `{e}`\n" for c, s, errs in errors for e in errs)
 
-    parts.append("\n## Scenarios\n")
-    for s in scenarios:
-        parts.append(f"- `{s}` ({SHORT.get(s, s)}): {SCENARIO_INFO.get(s, '')}\n")
+    parts.append("\n## Scenarios\n\n")
+    parts.extend(f"- `{s}` ({SHORT.get(s, s)}): {SCENARIO_INFO.get(s, '')}\n" for s in scenarios)
     return "".join(parts)
 
 
@@ -154,27 +205,37 @@ def chart(doc: dict[str, Any], path: Path) -> None:
     scenarios, clients = doc["scenarios"], doc["clients"]
     floors = set(doc.get("floors", []))
     fig, ax = plt.subplots(figsize=(max(10, 1.6 * len(scenarios)), 6.5), dpi=110)
-    width = 0.85 / max(1, len(clients))
     cmap = plt.get_cmap("tab20")
-    for i, c in enumerate(clients):
-        xs, ys = [], []
-        for j, s in enumerate(scenarios):
-            cell = doc["summary"].get(c, {}).get(s)
-            if cell and cell["ok"] and cell["cpu_us_per_req"]:
-                xs.append(j - 0.425 + width * (i + 0.5))
-                ys.append(cell["cpu_us_per_req"])
-        color = "black" if c == "ours" else cmap(i % 20)
-        ax.bar(xs, ys, width, label=c, color=color, hatch="//" if c in floors else None,
-               edgecolor="white" if c in floors else None, linewidth=0)
+    colors = {c: ("black" if c == "ours" else cmap(i % 20)) for i, c in enumerate(clients)}
+    labelled: set[str] = set()
+    group = 0.85
+    for j, s in enumerate(scenarios):
+        present = [(c, doc["summary"][c][s]) for c in clients if s in doc["summary"].get(c, {})]
+        present = [(c, cell) for c, cell in present if cell["ok"] and cell["cpu_us_per_req"]]
+        width = group / max(1, len(present))
+        for i, (c, cell) in enumerate(present):
+            ax.bar(
+                j - group / 2 + width * (i + 0.5),
+                cell["cpu_us_per_req"],
+                width * 0.95,
+                color=colors[c],
+                hatch="//" if c in floors else None,
+                edgecolor="white" if c in floors else None,
+                linewidth=0,
+                label=None if c in labelled else c,
+            )
+            labelled.add(c)
     ax.set_yscale("log")
     ax.set_xticks(range(len(scenarios)))
     ax.set_xticklabels([SHORT.get(s, s) for s in scenarios], rotation=25, ha="right")
     ax.set_ylabel("client CPU µs per request (log scale, lower is better)")
     meta = doc["meta"]
-    ax.set_title(f"httpcore vs peers: client CPU per request (median of {meta['rounds']} rounds, "
-                 f"{meta['date'][:10]})")
+    ax.set_title(
+        f"httpcore vs peers: client CPU per request (median of {meta['rounds']} rounds, {meta['date'][:10]})"
+    )
     ax.grid(axis="y", which="both", alpha=0.3)
-    ax.legend(ncol=4, fontsize=8, loc="upper left")
+    if labelled:
+        ax.legend(ncol=4, fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
 

@@ -54,8 +54,17 @@ import report  # noqa: E402
 SYNC = ["seq_sync", "threads_8", "download_sync", "upload_sync", "tls_sync"]
 ASYNC = ["seq_async", "async_100x10", "async_100x100", "download_async", "upload_async", "tls_async"]
 SCENARIO_ORDER = [
-    "seq_sync", "seq_async", "async_100x10", "async_100x100", "threads_8",
-    "download_sync", "download_async", "upload_sync", "upload_async", "tls_sync", "tls_async",
+    "seq_sync",
+    "seq_async",
+    "async_100x10",
+    "async_100x100",
+    "threads_8",
+    "download_sync",
+    "download_async",
+    "upload_sync",
+    "upload_async",
+    "tls_sync",
+    "tls_async",
 ]
 
 
@@ -80,7 +89,9 @@ CLIENTS: list[Client] = [
     Client("h11 floor", "h11_client.py", "peers", tuple(SYNC), floor=True),
     Client("raw socket floor", "raw_socket.py", "peers", tuple(SYNC), floor=True),
     Client("raw asyncio floor", "raw_asyncio.py", "peers", tuple(ASYNC), floor=True),
-    Client("raw asyncio+uvloop floor", "raw_asyncio.py", "peers", tuple(ASYNC), ("--loop", "uvloop"), floor=True),
+    Client(
+        "raw asyncio+uvloop floor", "raw_asyncio.py", "peers", tuple(ASYNC), ("--loop", "uvloop"), floor=True
+    ),
 ]
 
 # Per-scenario request caps (the time cap --seconds applies too, whichever comes first).
@@ -113,8 +124,9 @@ def default_ours_python() -> str:
 def can_import(python: str, module: str, extra_env: dict[str, str] | None = None) -> bool:
     env = clean_env()
     env.update(extra_env or {})
-    r = subprocess.run([python, "-c", f"import {module}"], env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = subprocess.run(
+        [python, "-c", f"import {module}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return r.returncode == 0
 
 
@@ -132,8 +144,11 @@ def ensure_venv(venv: Path, requirements: Path, base_python: str) -> str:
     log(f"bench: setting up {venv.relative_to(REPO)} from {requirements.relative_to(REPO)} ...")
     if not py.exists():
         subprocess.run([base_python, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    "-r", str(requirements)], check=True, env=clean_env())
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-qq", "--disable-pip-version-check", "-r", str(requirements)],
+        check=True,
+        env=clean_env(),
+    )
     stamp.write_text(digest + "\n")
     return str(py)
 
@@ -141,8 +156,7 @@ def ensure_venv(venv: Path, requirements: Path, base_python: str) -> str:
 def clean_env() -> dict[str, str]:
     """The environment for child processes: no proxies, no inherited PYTHONPATH, no key log."""
     drop = {"PYTHONPATH", "SSLKEYLOGFILE", "PYTHONSTARTUP", "PYTHONHOME"}
-    return {k: v for k, v in os.environ.items()
-            if k not in drop and not k.lower().endswith("_proxy")}
+    return {k: v for k, v in os.environ.items() if k not in drop and not k.lower().endswith("_proxy")}
 
 
 # ---------------------------------------------------------------- running
@@ -171,17 +185,36 @@ def run_one(plan: Plan, client: Client, scenario: str, ng: nginx_mod.Nginx, rnd:
     if client.env == "ours":
         env["PYTHONPATH"] = str(REPO)
         env["BENCH_OURS_ROOT"] = str(REPO)
-    cmd = [str(python), str(CLIENTS_DIR / client.script), scenario,
-           "--http-url", ng.http_url, "--https-url", ng.https_url, "--ca", str(ng.ca_path),
-           "--count", str(count), "--seconds", str(plan.seconds), *client.args]
+    cmd = [
+        str(python),
+        str(CLIENTS_DIR / client.script),
+        scenario,
+        "--http-url",
+        ng.http_url,
+        "--https-url",
+        ng.https_url,
+        "--ca",
+        str(ng.ca_path),
+        "--count",
+        str(count),
+        "--seconds",
+        str(plan.seconds),
+        *client.args,
+    ]
     if plan.pin:
         cmd = ["taskset", "-c", "1", *cmd]
-    base = {"client": client.name, "scenario": scenario, "round": rnd, "count_cap": count,
-            "seconds_cap": plan.seconds}
+    base = {
+        "client": client.name,
+        "scenario": scenario,
+        "round": rnd,
+        "count_cap": count,
+        "seconds_cap": plan.seconds,
+    }
     timeout = plan.seconds + 60
     try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
-                              cwd=str(CLIENTS_DIR))
+        proc = subprocess.run(
+            cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=str(CLIENTS_DIR)
+        )
     except subprocess.TimeoutExpired:
         return {**base, "ok": False, "error": f"timed out after {timeout:.0f} s"}
     line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
@@ -189,7 +222,11 @@ def run_one(plan: Plan, client: Client, scenario: str, ng: nginx_mod.Nginx, rnd:
         res = json.loads(line)
     except json.JSONDecodeError:
         err_lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
-        return {**base, "ok": False, "error": (err_lines[-1] if err_lines else f"exit {proc.returncode}")[:300]}
+        return {
+            **base,
+            "ok": False,
+            "error": (err_lines[-1] if err_lines else f"exit {proc.returncode}")[:300],
+        }
     res = {**base, **res}
     if proc.returncode != 0 and res.get("ok"):
         res["ok"] = False
@@ -211,7 +248,7 @@ def run_rounds(plan: Plan, ng: nginx_mod.Nginx) -> None:
     t0 = time.monotonic()
     done = 0
     for rnd in range(1, plan.rounds + 1):
-        order = plan.clients[(rnd - 1) % len(plan.clients):] + plan.clients[:(rnd - 1) % len(plan.clients)]
+        order = plan.clients[(rnd - 1) % len(plan.clients) :] + plan.clients[: (rnd - 1) % len(plan.clients)]
         for scenario in plan.scenarios:
             for client in order:
                 if scenario not in client.scenarios:
@@ -220,8 +257,10 @@ def run_rounds(plan: Plan, ng: nginx_mod.Nginx) -> None:
                 plan.results.append(r)
                 done += 1
                 eta = (time.monotonic() - t0) / done * (pairs_per_round * plan.rounds - done)
-                log(f"[round {rnd}/{plan.rounds} {done}/{pairs_per_round * plan.rounds} eta {eta:4.0f}s] "
-                    f"{scenario:15s} {client.name:25s} {fmt_result(r)}")
+                log(
+                    f"[round {rnd}/{plan.rounds} {done}/{pairs_per_round * plan.rounds} eta {eta:4.0f}s] "
+                    f"{scenario:15s} {client.name:25s} {fmt_result(r)}"
+                )
 
 
 # ---------------------------------------------------------------- summary
@@ -237,8 +276,7 @@ def summarise(plan: Plan) -> dict[str, Any]:
             runs = [r for r in plan.results if r["client"] == c.name and r["scenario"] == s]
             good = [r for r in runs if r.get("ok")]
             errors = sorted({str(r.get("error")) for r in runs if not r.get("ok")})
-            cell: dict[str, Any] = {"ok": bool(runs) and not errors, "rounds": len(good),
-                                    "errors": errors}
+            cell: dict[str, Any] = {"ok": bool(runs) and not errors, "rounds": len(good), "errors": errors}
             for key in ("cpu_us_per_req", "rps", "mb_per_s", "max_rss_mb", "requests", "wall_s"):
                 vals = [r[key] for r in good if r.get(key) is not None]
                 cell[key] = statistics.median(vals) if vals else None
@@ -267,12 +305,14 @@ def summarise(plan: Plan) -> dict[str, Any]:
 def versions(python: str | None, modules: list[str]) -> dict[str, str]:
     if not python:
         return {}
-    code = ("import importlib.metadata as m, json, sys\n"
-            "out = {'python': sys.version.split()[0]}\n"
-            f"for n in {modules!r}:\n"
-            "    try: out[n] = m.version(n)\n"
-            "    except Exception: pass\n"
-            "print(json.dumps(out))\n")
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        "out = {'python': sys.version.split()[0]}\n"
+        f"for n in {modules!r}:\n"
+        "    try: out[n] = m.version(n)\n"
+        "    except Exception: pass\n"
+        "print(json.dumps(out))\n"
+    )
     r = subprocess.run([python, "-c", code], capture_output=True, text=True, env=clean_env())
     try:
         return dict(json.loads(r.stdout))
@@ -292,8 +332,9 @@ def cpu_model() -> str:
 
 def git_rev() -> str | None:
     try:
-        r = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
         return r.stdout.strip() or None
     except OSError:
         return None
@@ -311,8 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, help="time cap of each timed part (full: 2, smoke: 5)")
     ap.add_argument("--clients", help="comma-separated client names to run (default: all for --full)")
     ap.add_argument("--scenarios", help="comma-separated scenario names (default: all)")
-    ap.add_argument("--ours-python", default=default_ours_python(),
-                    help="interpreter for ours (default: $BENCH_OURS_PYTHON, <repo>/.venv/bin/python, this one)")
+    ap.add_argument(
+        "--ours-python",
+        default=default_ours_python(),
+        help="interpreter for ours (default: $BENCH_OURS_PYTHON, <repo>/.venv/bin/python, this one)",
+    )
     ap.add_argument("--no-pin", action="store_true", help="do not pin nginx to CPU 0 and clients to CPU 1")
     ap.add_argument("--out", help="output directory (full: bench/results, smoke: bench/results/smoke)")
     args = ap.parse_args(argv)
@@ -343,30 +387,39 @@ def main(argv: list[str] | None = None) -> int:
     peers_python = ensure_venv(PEERS_VENV, PEERS_REQ, ours_python) if need_peers else None
     if peers_python is None and _venv_python(PEERS_VENV).exists():
         peers_python = str(_venv_python(PEERS_VENV))  # reuse for certs/chart if it is there
-    certs_python = next((p for p in (peers_python, ours_python, sys.executable)
-                         if p and can_import(p, "trustme")), None)
+    certs_python = next(
+        (p for p in (peers_python, ours_python, sys.executable) if p and can_import(p, "trustme")), None
+    )
     if certs_python is None:
         certs_python = ensure_venv(TOOLS_VENV, TOOLS_REQ, ours_python)
 
-    if any(c.env == "ours" for c in clients):
-        if not can_import(ours_python, "httpcore", {"PYTHONPATH": str(REPO)}):
-            log(f"bench: WARNING: `import httpcore` fails with {ours_python} and PYTHONPATH={REPO}; "
-                "ours will show as errors")
+    ours_in_run = any(c.env == "ours" for c in clients)
+    if ours_in_run and not can_import(ours_python, "httpcore", {"PYTHONPATH": str(REPO)}):
+        log(
+            f"bench: WARNING: `import httpcore` fails with {ours_python} and PYTHONPATH={REPO}; "
+            "ours will show as errors"
+        )
 
     plan = Plan(
         mode="smoke" if smoke else "full",
         rounds=args.rounds or (1 if smoke else 3),
         seconds=args.seconds or (5.0 if smoke else 2.0),
         counts=SMOKE_COUNTS if smoke else FULL_COUNTS,
-        clients=clients, scenarios=scenarios, pin=pin,
-        ours_python=ours_python, peers_python=peers_python, out_dir=out_dir,
+        clients=clients,
+        scenarios=scenarios,
+        pin=pin,
+        ours_python=ours_python,
+        peers_python=peers_python,
+        out_dir=out_dir,
     )
     started = time.time()
     with nginx_mod.Nginx(certs_python=certs_python, cpu=0 if pin else None) as ng:
         nginx_version = subprocess.run([ng.binary, "-v"], capture_output=True, text=True).stderr.strip()
-        log(f"bench: nginx at {ng.http_url} / {ng.https_url}; pinning: "
+        log(
+            f"bench: nginx at {ng.http_url} / {ng.https_url}; pinning: "
             f"{'nginx CPU 0, clients CPU 1' if pin else 'off'}; {plan.rounds} round(s) x "
-            f"{len(clients)} client(s) x {len(scenarios)} scenario(s), <= {plan.seconds} s each")
+            f"{len(clients)} client(s) x {len(scenarios)} scenario(s), <= {plan.seconds} s each"
+        )
         run_rounds(plan, ng)
 
     meta = {
@@ -384,19 +437,40 @@ def main(argv: list[str] | None = None) -> int:
         "nginx": nginx_version,
         "ours_python": ours_python,
         "ours_versions": versions(ours_python, ["h11", "h2", "certifi"]),
-        "peers_versions": versions(peers_python, ["httpcore", "httpx", "h11", "anyio", "aiohttp", "uvloop",
-                                                  "urllib3", "requests"]) if need_peers else {},
+        "peers_versions": versions(
+            peers_python, ["httpcore", "httpx", "h11", "anyio", "aiohttp", "uvloop", "urllib3", "requests"]
+        )
+        if need_peers
+        else {},
     }
-    doc = {"meta": meta, "scenarios": scenarios, "clients": [c.name for c in clients],
-           "floors": [c.name for c in clients if c.floor], **summarise(plan), "runs": plan.results}
+    doc = {
+        "meta": meta,
+        "scenarios": scenarios,
+        "clients": [c.name for c in clients],
+        "floors": [c.name for c in clients if c.floor],
+        **summarise(plan),
+        "runs": plan.results,
+    }
     (out_dir / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
     (out_dir / "results.md").write_text(report.markdown(doc))
     chart_python = next((p for p in (peers_python, ours_python) if p and can_import(p, "matplotlib")), None)
     if chart_python:
-        subprocess.run([chart_python, str(BENCH / "report.py"), "--chart", str(out_dir / "results.json"),
-                        str(out_dir / "chart.png")], check=False, env=clean_env())
-    log(f"bench: wrote {out_dir / 'results.md'}, results.json" + (", chart.png" if chart_python else "")
-        + f" in {meta['duration_s']} s")
+        subprocess.run(
+            [
+                chart_python,
+                str(BENCH / "report.py"),
+                "--chart",
+                str(out_dir / "results.json"),
+                str(out_dir / "chart.png"),
+            ],
+            check=False,
+            env=clean_env(),
+        )
+    log(
+        f"bench: wrote {out_dir / 'results.md'}, results.json"
+        + (", chart.png" if chart_python else "")
+        + f" in {meta['duration_s']} s"
+    )
 
     failed = [(c, s) for c, row in doc["summary"].items() for s, cell in row.items() if not cell["ok"]]
     for c, s in failed:

@@ -6,7 +6,7 @@ the hard parts: connection pooling, HTTP/1.1 and HTTP/2, TLS, timeouts and limit
 
 from ._api import request
 from ._async.connection import AsyncHTTPConnection
-from ._async.connection_pool import AsyncConnectionPool, PoolClosed
+from ._async.connection_pool import AsyncConnectionPool
 from ._async.http11 import AsyncHTTP11Connection
 from ._async.interfaces import AsyncConnectionInterface
 from ._backends.asyncio_backend import AsyncioBackend
@@ -19,6 +19,7 @@ from ._exceptions import (
     HTTPCoreError,
     LocalProtocolError,
     NetworkError,
+    PoolClosed,
     PoolTimeout,
     ProtocolError,
     ProxyError,

@@ -13,6 +13,7 @@ __all__ = [
     "HTTPCoreError",
     "LocalProtocolError",
     "NetworkError",
+    "PoolClosed",
     "PoolTimeout",
     "ProtocolError",
     "ProxyError",
@@ -76,6 +77,10 @@ class RemoteProtocolError(ProtocolError):
 
 class LocalProtocolError(ProtocolError):
     """The request we were asked to send is invalid."""
+
+
+class PoolClosed(HTTPCoreError, RuntimeError):
+    """The pool was closed; it takes no more requests."""
 
 
 class ProxyError(HTTPCoreError):

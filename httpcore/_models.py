@@ -237,7 +237,7 @@ class Request:
         url: URL | bytes | str,
         *,
         headers: HeaderTypes = None,
-        content: RequestContent = None,
+        content: RequestContent | bytearray | memoryview = None,
         extensions: dict[str, typing.Any] | None = None,
     ) -> None:
         self.method = enforce_method(method)

@@ -29,8 +29,9 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 HELLO_LEN = 12
 BIG = 16 * 1024 * 1024
@@ -133,8 +134,9 @@ def _sync_loop(one: Callable[[], tuple[int, int]], op: str, workers: int, count:
     return sum(done)
 
 
-async def _async_loop(one: Callable[[], Awaitable[tuple[int, int]]], op: str, workers: int, count: int,
-                      deadline: float) -> int:
+async def _async_loop(
+    one: Callable[[], Awaitable[tuple[int, int]]], op: str, workers: int, count: int, deadline: float
+) -> int:
     totals = _Totals()
     started = 0
 
@@ -156,7 +158,7 @@ def _warmup_plan(cfg: Config, sc: Scenario) -> tuple[int, float]:
 
 
 class _Meter:
-    def __enter__(self) -> "_Meter":
+    def __enter__(self) -> _Meter:
         self.r0 = resource.getrusage(resource.RUSAGE_SELF)
         self.t0 = time.perf_counter()
         return self
@@ -210,9 +212,11 @@ def run_sync(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
     else:
         client = cls(sc.connections)
         if sc.op == "get":
+
             def one() -> tuple[int, int]:
                 return client.get(url)  # type: ignore[no-any-return]
         elif sc.op == "download":
+
             def one() -> tuple[int, int]:
                 return client.download(url)  # type: ignore[no-any-return]
         else:
@@ -220,6 +224,7 @@ def run_sync(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
 
             def one() -> tuple[int, int]:
                 return client.upload(url, body)  # type: ignore[no-any-return]
+
     try:
         wn, ws = _warmup_plan(cfg, sc)
         _sync_loop(one, sc.op, sc.workers, wn, time.perf_counter() + ws)
@@ -243,9 +248,11 @@ async def _run_async(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
         client = cls(sc.connections)
         await client.start()
         if sc.op == "get":
+
             async def one() -> tuple[int, int]:
                 return await client.get(url)  # type: ignore[no-any-return]
         elif sc.op == "download":
+
             async def one() -> tuple[int, int]:
                 return await client.download(url)  # type: ignore[no-any-return]
         else:
@@ -253,6 +260,7 @@ async def _run_async(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
 
             async def one() -> tuple[int, int]:
                 return await client.upload(url, body)  # type: ignore[no-any-return]
+
     try:
         wn, ws = _warmup_plan(cfg, sc)
         await _async_loop(one, sc.op, sc.workers, wn, time.perf_counter() + ws)
@@ -286,7 +294,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     a = ap.parse_args(argv)
-    return Config(a.scenario, a.http_url.rstrip("/"), a.https_url.rstrip("/"), a.ca, a.count, a.seconds, a.loop)
+    return Config(
+        a.scenario, a.http_url.rstrip("/"), a.https_url.rstrip("/"), a.ca, a.count, a.seconds, a.loop
+    )
 
 
 def main(sync_cls: Any = None, async_cls: Any = None) -> None:
@@ -295,14 +305,19 @@ def main(sync_cls: Any = None, async_cls: Any = None) -> None:
     sc = SCENARIOS[cfg.scenario]
     cls = sync_cls if sc.mode == "sync" else async_cls
     if cls is None:
-        print(json.dumps({"ok": False, "scenario": cfg.scenario, "unsupported": True,
-                          "error": f"no {sc.mode} adapter"}))
+        print(
+            json.dumps(
+                {"ok": False, "scenario": cfg.scenario, "unsupported": True, "error": f"no {sc.mode} adapter"}
+            )
+        )
         sys.exit(3)
     try:
         res = run_sync(cls, cfg, sc) if sc.mode == "sync" else run_async(cls, cfg, sc)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes an error row
         traceback.print_exc(file=sys.stderr)
-        print(json.dumps({"ok": False, "scenario": cfg.scenario, "error": f"{type(exc).__name__}: {exc}"[:500]}))
+        print(
+            json.dumps({"ok": False, "scenario": cfg.scenario, "error": f"{type(exc).__name__}: {exc}"[:500]})
+        )
         sys.stdout.flush()
         sys.exit(1)
     if res["requests"] == 0:

@@ -39,9 +39,9 @@ class Async:
     @staticmethod
     async def tls_get(url: str, ca: str) -> tuple[int, int]:
         ctx = ssl.create_default_context(cafile=ca)
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx, limit=1)) as http:
-            async with http.get(url) as r:
-                return r.status, len(await r.read())
+        connector = aiohttp.TCPConnector(ssl=ctx, limit=1)
+        async with aiohttp.ClientSession(connector=connector) as http, http.get(url) as r:
+            return r.status, len(await r.read())
 
 
 if __name__ == "__main__":

@@ -9,14 +9,18 @@ from __future__ import annotations
 import ssl
 
 import _common
+
 import httpcore
 
-assert httpcore.__version__.startswith("1."), "this must be encode's httpcore, not ours"
+if "site-packages" not in (httpcore.__file__ or ""):
+    raise ImportError(f"expected encode's httpcore from the peers venv, got {httpcore.__file__}")
 
 
 class Sync:
     def __init__(self, connections: int) -> None:
-        self.http = httpcore.ConnectionPool(max_connections=connections, max_keepalive_connections=connections)
+        self.http = httpcore.ConnectionPool(
+            max_connections=connections, max_keepalive_connections=connections
+        )
 
     def get(self, url: str) -> tuple[int, int]:
         r = self.http.request("GET", url)

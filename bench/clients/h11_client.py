@@ -35,7 +35,7 @@ class Conn:
         headers = [(b"Host", self.host)]
         if body is not None:
             headers.append((b"Content-Length", b"%d" % len(body)))
-        sock.sendall(conn.send(h11.Request(method=method, target=target, headers=headers)))  # type: ignore[arg-type]
+        sock.sendall(conn.send(h11.Request(method=method, target=target, headers=headers)))
         if body is not None:
             for piece in conn.send_with_data_passthrough(h11.Data(data=body)) or ():
                 sock.sendall(piece)
@@ -67,12 +67,12 @@ class Sync:
         self.lock = threading.Lock()
 
     def _conn(self, url: str) -> Conn:
-        c = getattr(self.local, "conn", None)
+        c: Conn | None = getattr(self.local, "conn", None)
         if c is None:
             c = self.local.conn = Conn(url)
             with self.lock:
                 self.all.append(c)
-        return c  # type: ignore[no-any-return]
+        return c
 
     def get(self, url: str) -> tuple[int, int]:
         return self._conn(url).roundtrip(b"GET", b"/")

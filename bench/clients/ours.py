@@ -9,10 +9,17 @@ surface is used (pools are opened/closed as context managers).
 from __future__ import annotations
 
 import contextlib
+import os
 import ssl
+from pathlib import Path
 
 import _common
+
 import httpcore
+
+_root = os.environ.get("BENCH_OURS_ROOT")  # set by bench/run.py
+if _root and not Path(httpcore.__file__).resolve().is_relative_to(Path(_root).resolve()):
+    raise ImportError(f"imported {httpcore.__file__}, not the repo's httpcore under {_root}")
 
 
 def _limits(n: int) -> httpcore.Limits:

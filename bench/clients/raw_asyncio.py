@@ -1,10 +1,11 @@
 """Floor: a hand-written asyncio.Protocol HTTP/1.1 client.
 
 Hard-coded request bytes, minimal parsing in data_received (status and nginx's exact
-`Content-Length: ` header; body bytes are counted, not kept), one future per
-request, big bodies written in 256 KiB slices with write flow control, a trivial asyncio.Queue-based pool that opens connections lazily up to the
-limit.  The cheapest a client on the asyncio event loop can be; bench/run.py also
-runs it on uvloop for reference.  Stdlib only.
+`Content-Length: ` header; body bytes are counted, not kept), one future per request,
+big bodies written in 256 KiB slices with write flow control, a trivial asyncio.Queue-
+based pool that opens connections lazily up to the limit. The cheapest a client on the
+asyncio event loop can be; bench/run.py also runs it on uvloop for reference. Stdlib
+only.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Proto(asyncio.Protocol):
                 return
             self.status = int(buf[9:12])
             j = buf.find(b"Content-Length: ", 0, i) + 16
-            self.length = int(buf[j:buf.find(b"\r\n", j)])
+            self.length = int(buf[j : buf.find(b"\r\n", j)])
             self.left = self.length - (len(buf) - i - 4)
             buf.clear()
         else:
@@ -69,14 +70,15 @@ class Proto(asyncio.Protocol):
     async def roundtrip(self, head: bytes, body: bytes | None = None) -> tuple[int, int]:
         t = self.transport
         assert t is not None
-        self.waiter = waiter = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        self.waiter = waiter
         t.write(head)
         if body is not None:
             view = memoryview(body)
             for off in range(0, len(view), CHUNK):
                 if self.drained is not None:
                     await self.drained
-                t.write(view[off:off + CHUNK])
+                t.write(view[off : off + CHUNK])
         return await waiter
 
 
@@ -107,8 +109,13 @@ class Async:
             if body is None:
                 head = b"GET " + path + b" HTTP/1.1\r\nHost: " + self.host + b"\r\n\r\n"
             else:
-                head = (b"POST " + path + b" HTTP/1.1\r\nHost: " + self.host
-                        + b"\r\nContent-Length: %d\r\n\r\n" % len(body))
+                head = (
+                    b"POST "
+                    + path
+                    + b" HTTP/1.1\r\nHost: "
+                    + self.host
+                    + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+                )
             return await proto.roundtrip(head, body)
         finally:
             self.pool.put_nowait(proto)

@@ -43,7 +43,7 @@ class Conn:
             buf += view[:n]
         status = int(buf[9:12])
         j = buf.find(b"Content-Length: ", 0, i) + 16
-        length = int(buf[j:buf.find(b"\r\n", j)])
+        length = int(buf[j : buf.find(b"\r\n", j)])
         have = len(buf) - i - 4
         if have >= length:
             del buf[: i + 4 + length]
@@ -68,12 +68,12 @@ class Sync:
         self.lock = threading.Lock()
 
     def _conn(self, url: str) -> Conn:
-        c = getattr(self.local, "conn", None)
+        c: Conn | None = getattr(self.local, "conn", None)
         if c is None:
             c = self.local.conn = Conn(url)
             with self.lock:
                 self.all.append(c)
-        return c  # type: ignore[no-any-return]
+        return c
 
     def get(self, url: str) -> tuple[int, int]:
         c = self._conn(url)

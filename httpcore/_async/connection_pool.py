@@ -33,7 +33,7 @@ from .._backends.base import AsyncNetworkBackend, SocketOption
 from .._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Limits, Timeout
 from .._exceptions import (
     ConnectionNotAvailable,
-    HTTPCoreError,
+    PoolClosed,
     PoolTimeout,
     RemoteProtocolError,
     StaleConnection,
@@ -44,16 +44,12 @@ from .._synchronization import AsyncStateLock, AsyncWaiter
 from .connection import AsyncHTTPConnection, alpn_protocols
 from .interfaces import AsyncConnectionInterface
 
-__all__ = ["AsyncConnectionPool", "PoolClosed"]
+__all__ = ["AsyncConnectionPool"]
 
 _UNSET: typing.Any = object()
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
 
 ConnectionFactory = Callable[[Origin], AsyncConnectionInterface]
-
-
-class PoolClosed(HTTPCoreError, RuntimeError):
-    """The pool was closed; it takes no more requests."""
 
 
 class AsyncConnectionPool:

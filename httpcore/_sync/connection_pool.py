@@ -34,7 +34,7 @@ from .._backends.base import NetworkBackend, SocketOption
 from .._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Limits, Timeout
 from .._exceptions import (
     ConnectionNotAvailable,
-    HTTPCoreError,
+    PoolClosed,
     PoolTimeout,
     RemoteProtocolError,
     StaleConnection,
@@ -45,16 +45,12 @@ from .._synchronization import SyncStateLock, SyncWaiter
 from .connection import HTTPConnection, alpn_protocols
 from .interfaces import ConnectionInterface
 
-__all__ = ["ConnectionPool", "PoolClosed"]
+__all__ = ["ConnectionPool"]
 
 _UNSET: typing.Any = object()
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
 
 ConnectionFactory = Callable[[Origin], ConnectionInterface]
-
-
-class PoolClosed(HTTPCoreError, RuntimeError):
-    """The pool was closed; it takes no more requests."""
 
 
 class ConnectionPool:

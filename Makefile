@@ -1,0 +1,44 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each sets itself up.
+PYTHON ?= .venv/bin/python
+VENV_STAMP = .venv/.installed
+
+.PHONY: venv demo test lint format typecheck unasync unasync-check tests coverage clean
+
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): setup.cfg pyproject.toml
+	@command -v python3 >/dev/null || { echo "python3 (3.10+) is required"; exit 1; }
+	test -x .venv/bin/python || python3 -m venv .venv
+	.venv/bin/python -m pip install --quiet --upgrade pip
+	.venv/bin/python -m pip install --quiet -e '.[dev]'
+	touch $(VENV_STAMP)
+
+demo: venv
+	$(PYTHON) scripts/demo.py
+
+lint: venv
+	$(PYTHON) -m ruff check httpcore scripts tests examples
+	$(PYTHON) -m ruff format --check httpcore scripts tests examples
+
+format: venv
+	$(PYTHON) -m ruff format httpcore scripts tests examples
+	$(PYTHON) -m ruff check --fix httpcore scripts tests examples
+
+typecheck: venv
+	$(PYTHON) -m mypy
+
+unasync: venv
+	$(PYTHON) scripts/unasync.py
+
+unasync-check: venv
+	$(PYTHON) scripts/unasync.py --check
+
+tests: venv
+	$(PYTHON) -m pytest --cov --cov-report=term -q
+
+test: lint typecheck unasync-check tests
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .coverage htmlcov build *.egg-info
+
+-include bench/Makefile.inc
