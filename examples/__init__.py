@@ -1,0 +1,1 @@
+"""Runnable examples built on httpcore; ``examples.gateway`` is the ASGI gateway."""
