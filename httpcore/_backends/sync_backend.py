@@ -2,9 +2,8 @@
 
 Theory of operation: each read or write sets the socket timeout only when it differs from
 the last one set, so steady traffic makes no extra system calls. TLS is the standard
-library's ``SSLSocket``; TLS inside TLS (an https:// origin through an https:// proxy)
-runs an ``SSLObject`` over memory BIOs on top of the outer stream. An idle connection's
-liveness is one zero-timeout ``poll`` when it is checked out.
+library's ``SSLSocket``. An idle connection's liveness is one zero-timeout ``poll`` when it
+is checked out.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from .._exceptions import (
 )
 from .base import NetworkBackend, NetworkStream, SocketOption
 
-__all__ = ["SyncBackend", "SyncStream", "TLSinTLSStream"]
+__all__ = ["SyncBackend", "SyncStream"]
 
 _UNSET: typing.Any = object()
 
@@ -39,14 +38,13 @@ class SyncStream(NetworkStream):
         self._timeout: float | None = _UNSET
 
     def _settimeout(self, timeout: float | None) -> None:
-        if timeout != self._timeout:
-            self._sock.settimeout(timeout)
-            self._timeout = timeout
+        self._sock.settimeout(timeout)
+        self._timeout = timeout
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if timeout != self._timeout:
-            self._settimeout(timeout)
         try:
+            if timeout != self._timeout:
+                self._settimeout(timeout)
             return self._sock.recv(max_bytes)
         except TimeoutError as exc:
             raise ReadTimeout("Timed out reading from the server") from exc
@@ -54,9 +52,9 @@ class SyncStream(NetworkStream):
             raise ReadError(str(exc) or repr(exc)) from exc
 
     def write(self, data: bytes, timeout: float | None = None) -> None:
-        if timeout != self._timeout:
-            self._settimeout(timeout)
         try:
+            if timeout != self._timeout:
+                self._settimeout(timeout)
             self._sock.sendall(data)
         except TimeoutError as exc:
             raise WriteTimeout("Timed out writing to the server") from exc
@@ -75,11 +73,8 @@ class SyncStream(NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> NetworkStream:
-        self._settimeout(timeout)
         try:
-            if isinstance(self._sock, ssl.SSLSocket):
-                stream: NetworkStream = TLSinTLSStream(self, ssl_context, server_hostname, timeout)
-                return stream
+            self._settimeout(timeout)
             sock = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
         except TimeoutError as exc:
             self.close()
@@ -112,86 +107,6 @@ class SyncStream(NetworkStream):
             return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
-
-
-class TLSinTLSStream(NetworkStream):
-    """TLS over an existing (itself TLS) stream, through an ``SSLObject`` and memory BIOs."""
-
-    def __init__(
-        self,
-        stream: NetworkStream,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None,
-        timeout: float | None,
-    ) -> None:
-        self._stream = stream
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self._ssl = ssl_context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
-        self._run(self._ssl.do_handshake, timeout, handshake=True)
-
-    def _run(
-        self,
-        operation: typing.Callable[..., typing.Any],
-        timeout: float | None,
-        *args: typing.Any,
-        handshake: bool = False,
-    ) -> typing.Any:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            want_read = False
-            try:
-                result = operation(*args)
-            except ssl.SSLWantReadError:
-                want_read = True
-            except (ssl.SSLError, ssl.CertificateError) as exc:
-                error = ConnectError if handshake else ReadError
-                raise error(str(exc) or repr(exc)) from exc
-            pending = self._outgoing.read()
-            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            if pending:
-                self._stream.write(pending, remaining)
-            if not want_read:
-                return result
-            data = self._stream.read(65536, remaining)
-            if not data:
-                self._incoming.write_eof()
-            else:
-                self._incoming.write(data)
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            data: bytes = self._run(self._ssl.read, timeout, max_bytes)
-        except ReadError:
-            if self._incoming.eof:
-                return b""
-            raise
-        return data
-
-    def write(self, data: bytes, timeout: float | None = None) -> None:
-        view = memoryview(data)
-        while view:
-            written: int = self._run(self._ssl.write, timeout, view)
-            view = view[written:]
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> NetworkStream:
-        return TLSinTLSStream(self, ssl_context, server_hostname, timeout)
-
-    def get_extra_info(self, info: str) -> typing.Any:
-        if info == "ssl_object":
-            return self._ssl
-        return self._stream.get_extra_info(info)
-
-    def is_readable(self) -> bool:
-        return bool(self._ssl.pending()) or self._stream.is_readable()
 
 
 def _apply_socket_options(sock: socket.socket, options: Iterable[SocketOption] | None) -> None:

@@ -1,0 +1,221 @@
+"""The network backends directly: buffering, back-pressure, deadlines and error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+import typing
+
+import pytest
+
+import httpcore
+from httpcore._backends.asyncio_backend import HIGH_WATER, AsyncioBackend, AsyncioStream
+from httpcore._backends.sync_backend import SyncBackend
+from tests.servers.asgi_server import UvicornServer
+from tests.servers.raw import RawConnection, RawServerFactory
+
+
+def sender(data: bytes, then: str = "close") -> typing.Callable[[RawConnection], None]:
+    def handler(conn: RawConnection) -> None:
+        conn.send(data)
+        if then == "reset":
+            conn.reset()
+        elif then == "wait":
+            conn.sleep(2)
+        else:
+            conn.close()
+
+    return handler
+
+
+async def test_asyncio_read_splits_and_reports_eof(raw_server: RawServerFactory) -> None:
+    srv = raw_server(sender(b"0123456789"))
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+    data = b""
+    while len(data) < 10:
+        data += await stream.read(4, timeout=5)
+    assert data == b"0123456789"
+    assert await stream.read(4, timeout=5) == b""
+    assert await stream.read(4, timeout=5) == b""
+    assert stream.is_readable()
+    with pytest.raises(httpcore.WriteError):
+        await stream.write(b"x" * 10, timeout=1)
+        await asyncio.sleep(0.1)
+        await stream.write(b"x" * 10, timeout=1)
+    await stream.aclose()
+    with pytest.raises(httpcore.ReadError):
+        await stream.read(4)
+    with pytest.raises(httpcore.WriteError):
+        await stream.write(b"x")
+
+
+async def test_asyncio_reset_is_read_error(raw_server: RawServerFactory) -> None:
+    srv = raw_server(sender(b"", then="reset"))
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+    await asyncio.sleep(0.2)
+    with pytest.raises(httpcore.ReadError):
+        await stream.read(10, timeout=5)
+    with pytest.raises(httpcore.WriteError):
+        await stream.write(b"x")
+    await stream.aclose()
+
+
+async def test_asyncio_reset_while_waiting(raw_server: RawServerFactory) -> None:
+    def handler(conn: RawConnection) -> None:
+        conn.sleep(0.2)
+        conn.reset()
+
+    srv = raw_server(handler)
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+    with pytest.raises(httpcore.ReadError):
+        await stream.read(10, timeout=5)
+    await stream.aclose()
+
+
+async def test_asyncio_read_timeout_and_extra_info(raw_server: RawServerFactory) -> None:
+    srv = raw_server(sender(b"", then="wait"))
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+    started = time.monotonic()
+    with pytest.raises(httpcore.ReadTimeout):
+        await stream.read(10, timeout=0.1)
+    assert time.monotonic() - started < 1
+    assert not stream.is_readable()
+    assert stream.get_extra_info("server_addr") == ("127.0.0.1", srv.port)
+    assert stream.get_extra_info("client_addr")[0] == "127.0.0.1"
+    assert stream.get_extra_info("is_readable") is False
+    assert stream.get_extra_info("ssl_object") is None
+    assert stream.get_extra_info("peername") == ("127.0.0.1", srv.port)
+    assert isinstance(stream, AsyncioStream)
+    stream.abort()
+
+
+async def test_asyncio_back_pressure_bounds_memory(server: UvicornServer) -> None:
+    size = 32 * 1024 * 1024
+    async with httpcore.AsyncConnectionPool() as http:
+        async with http.stream("GET", server.url + f"/stream?size={size}") as r:
+            iterator = r.stream()
+            total = len(await iterator.__anext__())
+            await asyncio.sleep(0.5)  # a slow consumer: the server must be held back
+            stream = r.extensions["network_stream"]
+            assert stream._protocol.read_paused
+            assert stream._protocol.buffered < HIGH_WATER + 256 * 1024
+            async for chunk in iterator:
+                total += len(chunk)
+        assert total == size
+
+
+async def test_asyncio_start_tls_errors(
+    raw_server: RawServerFactory, client_ssl_context: ssl.SSLContext
+) -> None:
+    early = raw_server(sender(b"hello before tls", then="wait"))
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", early.port, timeout=5)
+    await asyncio.sleep(0.2)
+    with pytest.raises(httpcore.ConnectError):
+        await stream.start_tls(client_ssl_context, "localhost", timeout=1)
+
+    silent = raw_server(sender(b"", then="wait"))
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", silent.port, timeout=5)
+    with pytest.raises(httpcore.ConnectTimeout):
+        await stream.start_tls(client_ssl_context, "localhost", timeout=0.2)
+
+
+async def test_asyncio_connect_errors(tmp_path: typing.Any) -> None:
+    backend = AsyncioBackend()
+    with pytest.raises(httpcore.ConnectError):
+        await backend.connect_unix_socket(str(tmp_path / "missing.sock"), timeout=1)
+    with pytest.raises(httpcore.ConnectError):
+        await backend.connect_tcp(
+            "127.0.0.1", 1, timeout=1, socket_options=[(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)]
+        )
+    with pytest.raises(httpcore.ConnectError):
+        await backend.connect_tcp(
+            "127.0.0.1",
+            1,
+            timeout=1,
+            local_address="127.0.0.1",
+            socket_options=[(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)],
+        )
+    await backend.sleep(0)
+
+
+async def test_asyncio_socket_options_with_local_address(raw_server: RawServerFactory) -> None:
+    srv = raw_server(sender(b"hi"))
+    stream = await AsyncioBackend().connect_tcp(
+        "127.0.0.1",
+        srv.port,
+        timeout=5,
+        local_address="127.0.0.1",
+        socket_options=[(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)],
+    )
+    assert await stream.read(10, timeout=5) == b"hi"
+    await stream.aclose()
+
+
+def test_sync_stream_basics(raw_server: RawServerFactory) -> None:
+    srv = raw_server(sender(b"0123456789"))
+    stream = SyncBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+    data = b""
+    while len(data) < 10:
+        data += stream.read(4, timeout=5)
+    assert data == b"0123456789"
+    assert stream.read(4, timeout=5) == b""
+    assert stream.is_readable()
+    assert stream.get_extra_info("server_addr") == ("127.0.0.1", srv.port)
+    assert stream.get_extra_info("client_addr")[0] == "127.0.0.1"
+    assert stream.get_extra_info("ssl_object") is None
+    assert stream.get_extra_info("is_readable") is True
+    assert stream.get_extra_info("unknown") is None
+    stream.close()
+    with pytest.raises(httpcore.ReadError):
+        stream.read(4, timeout=1)
+    with pytest.raises(httpcore.WriteError):
+        stream.write(b"x", timeout=1)
+    assert stream.is_readable()
+
+
+def test_sync_read_timeout_and_tls_errors(
+    raw_server: RawServerFactory, client_ssl_context: ssl.SSLContext
+) -> None:
+    srv = raw_server(sender(b"", then="wait"))
+    stream = SyncBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+    with pytest.raises(httpcore.ReadTimeout):
+        stream.read(10, timeout=0.1)
+    assert not stream.is_readable()
+    with pytest.raises(httpcore.ConnectTimeout):
+        stream.start_tls(client_ssl_context, "localhost", timeout=0.2)
+
+    early = raw_server(sender(b"not a tls server hello at all", then="wait"))
+    stream = SyncBackend().connect_tcp("127.0.0.1", early.port, timeout=5)
+    with pytest.raises(httpcore.ConnectError):
+        stream.start_tls(client_ssl_context, "localhost", timeout=1)
+
+
+def test_sync_connect_errors(tmp_path: typing.Any, raw_server: RawServerFactory) -> None:
+    backend = SyncBackend()
+    with pytest.raises(httpcore.ConnectError):
+        backend.connect_unix_socket(str(tmp_path / "missing.sock"), timeout=1)
+    with pytest.raises(httpcore.ConnectError):
+        backend.connect_tcp(
+            "127.0.0.1", 1, timeout=1, socket_options=[(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)]
+        )
+    srv = raw_server(sender(b"hi"))
+    stream = backend.connect_tcp(
+        "127.0.0.1",
+        srv.port,
+        timeout=5,
+        local_address="127.0.0.1",
+        socket_options=[(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)],
+    )
+    assert stream.read(10, timeout=5) == b"hi"
+    stream.close()
+    backend.sleep(0)
+
+
+def test_sync_write_timeout(raw_server: RawServerFactory) -> None:
+    srv = raw_server(sender(b"", then="wait"))
+    stream = SyncBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+    with pytest.raises(httpcore.WriteTimeout):
+        stream.write(b"x" * (64 * 1024 * 1024), timeout=0.2)
+    stream.close()
