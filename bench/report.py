@@ -180,6 +180,16 @@ def markdown(doc: dict[str, Any]) -> str:
     ]
     parts.append(_table(head, rows))
 
+    slow = [
+        (c, s, cell["slowest_request_s"])
+        for c in clients
+        for s, cell in doc["summary"].get(c, {}).items()
+        if cell.get("slowest_request_s") and cell["slowest_request_s"] > 1.0
+    ]
+    if slow:
+        parts.append("\n## Stalls: a single request took over 1 s\n\n")
+        parts.extend(f"- {c} / {s}: slowest request {t:.2f} s\n" for c, s, t in slow)
+
     errors = [
         (c, s, cell["errors"])
         for c in clients

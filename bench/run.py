@@ -17,9 +17,11 @@ Does its own set-up, then measures:
 
 A client that fails (import error, wrong status or body length, timeout) becomes an
 error row; the run goes on.  --smoke runs only "ours", a few hundred requests per
-scenario, one round, and exits non-zero if any scenario failed.  "Ours" runs with
-the project's interpreter (--ours-python, $BENCH_OURS_PYTHON, else <repo>/.venv/bin/python,
-else this interpreter) and PYTHONPATH=<repo root>, so `import httpcore` is the repo's.
+scenario, one round, and exits non-zero if any scenario failed (including a stall:
+one request slower than --stall-limit, 2 s) or did not run within its 90 s budget.
+"Ours" runs with the project's interpreter (--ours-python, $BENCH_OURS_PYTHON, else
+<repo>/.venv/bin/python, else this interpreter) and PYTHONPATH=<repo root> (or
+--ours-root), so `import httpcore` is the repo's.
 """
 
 from __future__ import annotations
@@ -174,6 +176,9 @@ class Plan:
     ours_python: str
     peers_python: str | None
     out_dir: Path
+    ours_root: Path = REPO
+    stall_limit: float | None = None
+    budget: float | None = None  # overall seconds for all runs; later runs become errors
     results: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -183,8 +188,8 @@ def run_one(plan: Plan, client: Client, scenario: str, ng: nginx_mod.Nginx, rnd:
     python = plan.ours_python if client.env == "ours" else plan.peers_python
     env = clean_env()
     if client.env == "ours":
-        env["PYTHONPATH"] = str(REPO)
-        env["BENCH_OURS_ROOT"] = str(REPO)
+        env["PYTHONPATH"] = str(plan.ours_root)
+        env["BENCH_OURS_ROOT"] = str(plan.ours_root)
     cmd = [
         str(python),
         str(CLIENTS_DIR / client.script),
@@ -210,7 +215,7 @@ def run_one(plan: Plan, client: Client, scenario: str, ng: nginx_mod.Nginx, rnd:
         "count_cap": count,
         "seconds_cap": plan.seconds,
     }
-    timeout = plan.seconds + 60
+    timeout = plan.seconds + (8 if plan.mode == "smoke" else 60)
     try:
         proc = subprocess.run(
             cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=str(CLIENTS_DIR)
@@ -231,6 +236,10 @@ def run_one(plan: Plan, client: Client, scenario: str, ng: nginx_mod.Nginx, rnd:
     if proc.returncode != 0 and res.get("ok"):
         res["ok"] = False
         res["error"] = f"exit {proc.returncode}"
+    slowest = res.get("slowest_request_s")
+    if res.get("ok") and plan.stall_limit and slowest and slowest > plan.stall_limit:
+        res["ok"] = False
+        res["error"] = f"stall: one request took {slowest:.2f} s (limit {plan.stall_limit} s)"
     return res
 
 
@@ -245,20 +254,31 @@ def fmt_result(r: dict[str, Any]) -> str:
 
 def run_rounds(plan: Plan, ng: nginx_mod.Nginx) -> None:
     pairs_per_round = sum(1 for c in plan.clients for s in plan.scenarios if s in c.scenarios)
+    total = pairs_per_round * plan.rounds
     t0 = time.monotonic()
     done = 0
     for rnd in range(1, plan.rounds + 1):
-        order = plan.clients[(rnd - 1) % len(plan.clients) :] + plan.clients[: (rnd - 1) % len(plan.clients)]
+        k = (rnd - 1) % len(plan.clients)
+        order = plan.clients[k:] + plan.clients[:k]
         for scenario in plan.scenarios:
             for client in order:
                 if scenario not in client.scenarios:
                     continue
-                r = run_one(plan, client, scenario, ng, rnd)
+                if plan.budget is not None and time.monotonic() - t0 > plan.budget:
+                    r = {
+                        "client": client.name,
+                        "scenario": scenario,
+                        "round": rnd,
+                        "ok": False,
+                        "error": f"not run: the {plan.budget:.0f} s budget was used up",
+                    }
+                else:
+                    r = run_one(plan, client, scenario, ng, rnd)
                 plan.results.append(r)
                 done += 1
-                eta = (time.monotonic() - t0) / done * (pairs_per_round * plan.rounds - done)
+                eta = (time.monotonic() - t0) / done * (total - done)
                 log(
-                    f"[round {rnd}/{plan.rounds} {done}/{pairs_per_round * plan.rounds} eta {eta:4.0f}s] "
+                    f"[round {rnd}/{plan.rounds} {done}/{total} eta {eta:4.0f}s] "
                     f"{scenario:15s} {client.name:25s} {fmt_result(r)}"
                 )
 
@@ -277,6 +297,8 @@ def summarise(plan: Plan) -> dict[str, Any]:
             good = [r for r in runs if r.get("ok")]
             errors = sorted({str(r.get("error")) for r in runs if not r.get("ok")})
             cell: dict[str, Any] = {"ok": bool(runs) and not errors, "rounds": len(good), "errors": errors}
+            slow = [r["slowest_request_s"] for r in good if r.get("slowest_request_s") is not None]
+            cell["slowest_request_s"] = max(slow) if slow else None
             for key in ("cpu_us_per_req", "rps", "mb_per_s", "max_rss_mb", "requests", "wall_s"):
                 vals = [r[key] for r in good if r.get(key) is not None]
                 cell[key] = statistics.median(vals) if vals else None
@@ -331,11 +353,18 @@ def cpu_model() -> str:
 
 
 def git_rev() -> str | None:
+    """Short HEAD, plus "+dirty" when the package's files differ from it (read-only git calls)."""
     try:
         r = subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
         )
-        return r.stdout.strip() or None
+        rev = r.stdout.strip() or None
+        d = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "httpcore"],
+            capture_output=True,
+            text=True,
+        )
+        return f"{rev}+dirty" if rev and d.stdout.strip() else rev
     except OSError:
         return None
 
@@ -349,13 +378,26 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--full", action="store_true", help="all clients, interleaved rounds, ratios, chart")
     mode.add_argument("--smoke", action="store_true", help="ours only, few requests, fail on any error")
     ap.add_argument("--rounds", type=int, help="interleaved rounds (full: 3, smoke: 1)")
-    ap.add_argument("--seconds", type=float, help="time cap of each timed part (full: 2, smoke: 5)")
+    ap.add_argument("--seconds", type=float, help="time cap of each timed part (full: 2, smoke: 3)")
     ap.add_argument("--clients", help="comma-separated client names to run (default: all for --full)")
     ap.add_argument("--scenarios", help="comma-separated scenario names (default: all)")
     ap.add_argument(
         "--ours-python",
         default=default_ours_python(),
         help="interpreter for ours (default: $BENCH_OURS_PYTHON, <repo>/.venv/bin/python, this one)",
+    )
+    ap.add_argument(
+        "--stall-limit",
+        type=float,
+        help="fail a run whose slowest single request took longer (s; smoke: 2, full: off)",
+    )
+    ap.add_argument(
+        "--budget", type=float, help="overall seconds for all runs; the rest become errors (smoke: 90)"
+    )
+    ap.add_argument(
+        "--ours-root",
+        help="directory holding the httpcore package to measure as ours (default: this repo), "
+        "e.g. an export of another commit: git archive REV httpcore | tar -x -C DIR",
     )
     ap.add_argument("--no-pin", action="store_true", help="do not pin nginx to CPU 0 and clients to CPU 1")
     ap.add_argument("--out", help="output directory (full: bench/results, smoke: bench/results/smoke)")
@@ -394,16 +436,17 @@ def main(argv: list[str] | None = None) -> int:
         certs_python = ensure_venv(TOOLS_VENV, TOOLS_REQ, ours_python)
 
     ours_in_run = any(c.env == "ours" for c in clients)
-    if ours_in_run and not can_import(ours_python, "httpcore", {"PYTHONPATH": str(REPO)}):
+    ours_root = Path(args.ours_root).resolve() if args.ours_root else REPO
+    if ours_in_run and not can_import(ours_python, "httpcore", {"PYTHONPATH": str(ours_root)}):
         log(
-            f"bench: WARNING: `import httpcore` fails with {ours_python} and PYTHONPATH={REPO}; "
+            f"bench: WARNING: `import httpcore` fails with {ours_python} and PYTHONPATH={ours_root}; "
             "ours will show as errors"
         )
 
     plan = Plan(
         mode="smoke" if smoke else "full",
         rounds=args.rounds or (1 if smoke else 3),
-        seconds=args.seconds or (5.0 if smoke else 2.0),
+        seconds=args.seconds or (3.0 if smoke else 2.0),
         counts=SMOKE_COUNTS if smoke else FULL_COUNTS,
         clients=clients,
         scenarios=scenarios,
@@ -411,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
         ours_python=ours_python,
         peers_python=peers_python,
         out_dir=out_dir,
+        ours_root=ours_root,
+        stall_limit=args.stall_limit if args.stall_limit is not None else (2.0 if smoke else None),
+        budget=args.budget if args.budget is not None else (90.0 if smoke else None),
     )
     started = time.time()
     with nginx_mod.Nginx(certs_python=certs_python, cpu=0 if pin else None) as ng:
@@ -426,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": plan.mode,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
         "duration_s": round(time.time() - started, 1),
-        "git_rev": git_rev(),
+        "git_rev": git_rev() if ours_root == REPO else f"ours from {ours_root}",
         "rounds": plan.rounds,
         "seconds_cap": plan.seconds,
         "count_caps": plan.counts,

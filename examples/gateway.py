@@ -136,8 +136,9 @@ class GatewayServer:
             return  # nobody is left to answer
         except httpcore.HTTPCoreError as exc:
             status = 504 if isinstance(exc, httpcore.TimeoutException) else 502
-            logger.warning("%s %s: upstream failed: %s: %s", scope["method"], url, type(exc).__name__, exc)
-            await send_error(send, status, f"{type(exc).__name__}: {exc}")
+            detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            logger.warning("%s %s -> %d, the upstream failed: %s", scope["method"], url, status, detail)
+            await send_error(send, status, detail)
             return
         try:
             await relay_response(response, receive, send)

@@ -37,8 +37,9 @@ DEFAULT_PORTS: dict[bytes, int] = {b"http": 80, b"https": 443, b"socks5": 1080, 
 
 # RFC 9110 token characters, for methods and header names.
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
-# CR, LF and NUL end a header line early on the wire: refused in any header value.
-_FORBIDDEN_IN_VALUE = re.compile(rb"[\x00\r\n]").search
+# CR, LF and NUL end a header line early on the wire; no other control character
+# (but tab) is valid either. Refused here, so the protocol engines need not check again.
+_FORBIDDEN_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
 # Whitespace and control characters have no place in a URL given to us as text.
 _FORBIDDEN_IN_URL = re.compile(r"[\x00-\x20\x7f]").search
 _FORBIDDEN_IN_TARGET = re.compile(rb"[\x00-\x20\x7f]").search
@@ -208,7 +209,7 @@ def enforce_headers(headers: HeaderTypes) -> list[tuple[bytes, bytes]]:
         if not _TOKEN(name):
             raise LocalProtocolError(f"Invalid header name {name!r}")
         if _FORBIDDEN_IN_VALUE(value):
-            raise LocalProtocolError(f"Header value for {name!r} contains CR, LF or NUL")
+            raise LocalProtocolError(f"Header value for {name!r} contains CR, LF, NUL or a control character")
         result.append((name, value))
     return result
 

@@ -96,30 +96,34 @@ def _payload_bytes(op: str) -> int:
     return BIG if op in ("download", "upload") else 0
 
 
-class _Totals:
-    def __init__(self) -> None:
-        self.done = 0
-
-
 # ---------------------------------------------------------------- drivers
 
 
-def _sync_loop(one: Callable[[], tuple[int, int]], op: str, workers: int, count: int, deadline: float) -> int:
-    """Run `one()` from `workers` threads until `count` calls were started or time ran out."""
+def _sync_loop(
+    one: Callable[[], tuple[int, int]], op: str, workers: int, count: int, deadline: float
+) -> tuple[int, float]:
+    """Run `one()` from `workers` threads until `count` calls were started or time ran out.
+
+    Returns (requests completed, slowest single request in seconds).
+    """
     claim = itertools.count()  # next() on it is atomic in CPython
     stop = threading.Event()
     done = [0] * workers
+    slowest = [0.0] * workers
     errors: list[BaseException] = []
 
     def worker(i: int) -> None:
         clock = time.perf_counter
+        worst = 0.0
         try:
-            while not stop.is_set() and next(claim) < count and clock() < deadline:
+            while not stop.is_set() and next(claim) < count and (t := clock()) < deadline:
                 _check(op, one())
+                worst = max(worst, clock() - t)
                 done[i] += 1
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
             stop.set()
+        slowest[i] = worst
 
     if workers == 1:
         worker(0)
@@ -131,25 +135,28 @@ def _sync_loop(one: Callable[[], tuple[int, int]], op: str, workers: int, count:
             t.join()
     if errors:
         raise errors[0]
-    return sum(done)
+    return sum(done), max(slowest)
 
 
 async def _async_loop(
     one: Callable[[], Awaitable[tuple[int, int]]], op: str, workers: int, count: int, deadline: float
-) -> int:
-    totals = _Totals()
+) -> tuple[int, float]:
+    """Run `one()` from `workers` tasks; returns (requests completed, slowest request in s)."""
+    done = 0
     started = 0
+    slowest = 0.0
 
     async def worker() -> None:
-        nonlocal started
+        nonlocal started, done, slowest
         clock = time.perf_counter
-        while started < count and clock() < deadline:
+        while started < count and (t := clock()) < deadline:
             started += 1
             _check(op, await one())
-            totals.done += 1
+            slowest = max(slowest, clock() - t)
+            done += 1
 
     await asyncio.gather(*(worker() for _ in range(workers)))
-    return totals.done
+    return done, slowest
 
 
 def _warmup_plan(cfg: Config, sc: Scenario) -> tuple[int, float]:
@@ -170,7 +177,7 @@ class _Meter:
         self.sys = r1.ru_stime - self.r0.ru_stime
 
 
-def _result(cfg: Config, sc: Scenario, n: int, m: _Meter) -> dict[str, Any]:
+def _result(cfg: Config, sc: Scenario, n: int, slowest: float, m: _Meter) -> dict[str, Any]:
     cpu = m.user + m.sys
     nbytes = n * _payload_bytes(sc.op)
     return {
@@ -184,6 +191,7 @@ def _result(cfg: Config, sc: Scenario, n: int, m: _Meter) -> dict[str, Any]:
         "cpu_us_per_req": 1e6 * cpu / n if n else None,
         "mb_per_s": (nbytes / m.wall / 1e6) if nbytes and m.wall > 0 else None,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "slowest_request_s": slowest,  # warm-up included; in async/threads includes pool waits
         "python": sys.version.split()[0],
         "loop": cfg.loop if sc.mode == "async" else None,
     }
@@ -227,13 +235,13 @@ def run_sync(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
 
     try:
         wn, ws = _warmup_plan(cfg, sc)
-        _sync_loop(one, sc.op, sc.workers, wn, time.perf_counter() + ws)
+        _, slow0 = _sync_loop(one, sc.op, sc.workers, wn, time.perf_counter() + ws)
         with _Meter() as m:
-            n = _sync_loop(one, sc.op, sc.workers, cfg.count, time.perf_counter() + cfg.seconds)
+            n, slow = _sync_loop(one, sc.op, sc.workers, cfg.count, time.perf_counter() + cfg.seconds)
     finally:
         if client is not None:
             client.close()
-    return _result(cfg, sc, n, m)
+    return _result(cfg, sc, n, max(slow0, slow), m)
 
 
 async def _run_async(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
@@ -263,13 +271,13 @@ async def _run_async(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
 
     try:
         wn, ws = _warmup_plan(cfg, sc)
-        await _async_loop(one, sc.op, sc.workers, wn, time.perf_counter() + ws)
+        _, slow0 = await _async_loop(one, sc.op, sc.workers, wn, time.perf_counter() + ws)
         with _Meter() as m:
-            n = await _async_loop(one, sc.op, sc.workers, cfg.count, time.perf_counter() + cfg.seconds)
+            n, slow = await _async_loop(one, sc.op, sc.workers, cfg.count, time.perf_counter() + cfg.seconds)
     finally:
         if client is not None:
             await client.close()
-    return _result(cfg, sc, n, m)
+    return _result(cfg, sc, n, max(slow0, slow), m)
 
 
 def run_async(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:

@@ -3,15 +3,19 @@
 Theory of operation: the pool creates these cheaply (no I/O) and hands each to exactly
 one request. That request opens the network stream (TCP or a Unix socket, retried
 ``retries`` times with exponential back-off on connect failures), upgrades to TLS for
-https, and reads the ALPN result to choose HTTP/2 or HTTP/1.1. From then on every call
-is delegated to the protocol connection.
+https, and reads the ALPN result to choose HTTP/2 or HTTP/1.1 (``http1=False`` means
+HTTP/2 with prior knowledge, also over plain TCP). From then on every call is delegated
+to the protocol connection. ``h2`` is an optional dependency, imported only when HTTP/2
+is asked for, so HTTP/1.1 works without it. The owner may pass ``on_connected``: it is
+called once the protocol is known (or connecting failed), which is when a pool can hand
+the connection more requests.
 """
 
 from __future__ import annotations
 
 import ssl
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .._backends.asyncio_backend import AsyncioBackend
 from .._backends.base import AsyncNetworkBackend, AsyncNetworkStream, SocketOption
@@ -28,7 +32,20 @@ RETRY_BACKOFF = 0.5
 
 def alpn_protocols(http1: bool, http2: bool) -> tuple[str, ...]:
     """The ALPN identifiers to offer for this protocol choice, preferred first."""
+    if http2:
+        require_h2()
+        return ("h2", "http/1.1") if http1 else ("h2",)
     return ("http/1.1",)
+
+
+def require_h2() -> None:
+    """Raise UnsupportedProtocol unless the optional ``h2`` package is installed."""
+    try:
+        import h2  # noqa: F401
+    except ImportError:
+        raise UnsupportedProtocol(
+            "HTTP/2 needs the 'h2' package: install it with 'pip install httpcore[http2]'"
+        ) from None
 
 
 class AsyncHTTPConnection(AsyncConnectionInterface):
@@ -47,9 +64,12 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         uds: str | None = None,
         socket_options: Iterable[SocketOption] | None = None,
         network_backend: AsyncNetworkBackend | None = None,
+        on_connected: Callable[[AsyncConnectionInterface], None] | None = None,
     ) -> None:
         if not (http1 or http2):
             raise UnsupportedProtocol("At least one of http1 and http2 must be enabled")
+        if http2:
+            require_h2()
         self.origin = origin
         self._ssl_context = ssl_context
         self._keepalive_expiry = keepalive_expiry
@@ -61,6 +81,7 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         self._socket_options = socket_options
         self._backend = network_backend or AsyncioBackend()
         self._connection: AsyncConnectionInterface | None = None
+        self._on_connected = on_connected
         self._connecting = False
         self._failed = False
 
@@ -77,6 +98,8 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                 raise
             finally:
                 self._connecting = False
+                if self._on_connected is not None:
+                    self._on_connected(self)
         return await connection.handle_async_request(request)
 
     async def _connect(self, request: Request) -> AsyncConnectionInterface:
@@ -114,8 +137,14 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
             if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
                 http2 = True
         if http2:
-            await stream.aclose()
-            raise UnsupportedProtocol("HTTP/2 is not available yet")
+            try:
+                from .http2 import AsyncHTTP2Connection
+            except ImportError:
+                await stream.aclose()
+                raise UnsupportedProtocol(
+                    "The server chose HTTP/2 but the 'h2' package is not installed"
+                ) from None
+            return AsyncHTTP2Connection(origin, stream, self._keepalive_expiry)
         return AsyncHTTP11Connection(origin, stream, self._keepalive_expiry)
 
     async def _start_tls(

@@ -36,6 +36,7 @@ class SyncStream(NetworkStream):
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._timeout: float | None = _UNSET
+        self._poller: select.poll | None = None
 
     def _settimeout(self, timeout: float | None) -> None:
         self._sock.settimeout(timeout)
@@ -102,8 +103,11 @@ class SyncStream(NetworkStream):
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True
         try:
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
+            poller = self._poller
+            if poller is None:
+                # Made once per connection: a checkout then costs one poll() call.
+                poller = self._poller = select.poll()
+                poller.register(sock, select.POLLIN)
             return bool(poller.poll(0))
         except (OSError, ValueError):
             return True

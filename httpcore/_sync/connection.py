@@ -4,15 +4,19 @@
 Theory of operation: the pool creates these cheaply (no I/O) and hands each to exactly
 one request. That request opens the network stream (TCP or a Unix socket, retried
 ``retries`` times with exponential back-off on connect failures), upgrades to TLS for
-https, and reads the ALPN result to choose HTTP/2 or HTTP/1.1. From then on every call
-is delegated to the protocol connection.
+https, and reads the ALPN result to choose HTTP/2 or HTTP/1.1 (``http1=False`` means
+HTTP/2 with prior knowledge, also over plain TCP). From then on every call is delegated
+to the protocol connection. ``h2`` is an optional dependency, imported only when HTTP/2
+is asked for, so HTTP/1.1 works without it. The owner may pass ``on_connected``: it is
+called once the protocol is known (or connecting failed), which is when a pool can hand
+the connection more requests.
 """
 
 from __future__ import annotations
 
 import ssl
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .._backends.sync_backend import SyncBackend
 from .._backends.base import NetworkBackend, NetworkStream, SocketOption
@@ -29,7 +33,20 @@ RETRY_BACKOFF = 0.5
 
 def alpn_protocols(http1: bool, http2: bool) -> tuple[str, ...]:
     """The ALPN identifiers to offer for this protocol choice, preferred first."""
+    if http2:
+        require_h2()
+        return ("h2", "http/1.1") if http1 else ("h2",)
     return ("http/1.1",)
+
+
+def require_h2() -> None:
+    """Raise UnsupportedProtocol unless the optional ``h2`` package is installed."""
+    try:
+        import h2  # noqa: F401
+    except ImportError:
+        raise UnsupportedProtocol(
+            "HTTP/2 needs the 'h2' package: install it with 'pip install httpcore[http2]'"
+        ) from None
 
 
 class HTTPConnection(ConnectionInterface):
@@ -48,9 +65,12 @@ class HTTPConnection(ConnectionInterface):
         uds: str | None = None,
         socket_options: Iterable[SocketOption] | None = None,
         network_backend: NetworkBackend | None = None,
+        on_connected: Callable[[ConnectionInterface], None] | None = None,
     ) -> None:
         if not (http1 or http2):
             raise UnsupportedProtocol("At least one of http1 and http2 must be enabled")
+        if http2:
+            require_h2()
         self.origin = origin
         self._ssl_context = ssl_context
         self._keepalive_expiry = keepalive_expiry
@@ -62,6 +82,7 @@ class HTTPConnection(ConnectionInterface):
         self._socket_options = socket_options
         self._backend = network_backend or SyncBackend()
         self._connection: ConnectionInterface | None = None
+        self._on_connected = on_connected
         self._connecting = False
         self._failed = False
 
@@ -78,6 +99,8 @@ class HTTPConnection(ConnectionInterface):
                 raise
             finally:
                 self._connecting = False
+                if self._on_connected is not None:
+                    self._on_connected(self)
         return connection.handle_request(request)
 
     def _connect(self, request: Request) -> ConnectionInterface:
@@ -115,8 +138,14 @@ class HTTPConnection(ConnectionInterface):
             if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
                 http2 = True
         if http2:
-            stream.close()
-            raise UnsupportedProtocol("HTTP/2 is not available yet")
+            try:
+                from .http2 import HTTP2Connection
+            except ImportError:
+                stream.close()
+                raise UnsupportedProtocol(
+                    "The server chose HTTP/2 but the 'h2' package is not installed"
+                ) from None
+            return HTTP2Connection(origin, stream, self._keepalive_expiry)
         return HTTP11Connection(origin, stream, self._keepalive_expiry)
 
     def _start_tls(

@@ -15,6 +15,13 @@ lock under threads, never held across I/O), and every change is incremental:
   ``max_keepalive_connections`` or to make room for another origin.
 - ``_waiters`` is a FIFO of requests waiting for a connection. A released connection is
   handed to exactly one waiter; a freed slot becomes a new connection for the head.
+  ``_queued[origin]`` indexes the same waiters by origin, so an HTTP/2 connection with
+  free streams serves its own origin's waiters even when the head waits for another.
+- With HTTP/2 enabled, ``_connecting[origin]`` is a new connection whose protocol is not
+  known yet: further requests to that origin wait for it rather than open connections
+  of their own. Once it knows (``_connection_ready``) it takes as many as its capacity
+  allows and the rest get new connections, so a burst to an HTTP/2 origin opens one.
+  Origins that turned out to speak only HTTP/1.1 are remembered and skip the wait.
 
 So a checkout or release costs O(1) whatever the number of connections and waiters. An
 idle connection's liveness is checked only when it is checked out. A request that fails
@@ -42,13 +49,14 @@ from .._exceptions import (
 )
 from .._models import URL, HeaderTypes, Origin, Request, RequestContent, Response
 from .._synchronization import SyncStateLock, SyncWaiter
-from .connection import HTTPConnection, alpn_protocols
+from .connection import HTTPConnection, alpn_protocols, require_h2
 from .interfaces import ConnectionInterface
 
 __all__ = ["ConnectionPool"]
 
 _UNSET: typing.Any = object()
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
+_HTTP1_ORIGINS_KEPT = 256
 
 ConnectionFactory = Callable[[Origin], ConnectionInterface]
 
@@ -79,6 +87,8 @@ class ConnectionPool:
             raise UnsupportedProtocol("Proxies are not supported yet")
         if not (http1 or http2):
             raise UnsupportedProtocol("At least one of http1 and http2 must be enabled")
+        if http2:
+            require_h2()
         limits = limits or DEFAULT_LIMITS
         self._limits = Limits(
             limits.max_connections if max_connections is _UNSET else max_connections,
@@ -109,6 +119,9 @@ class ConnectionPool:
         self._available: dict[Origin, collections.OrderedDict[ConnectionInterface, None]] = {}
         self._idle: collections.OrderedDict[ConnectionInterface, None] = collections.OrderedDict()
         self._waiters: collections.OrderedDict[SyncWaiter, None] = collections.OrderedDict()
+        self._queued: dict[Origin, collections.OrderedDict[SyncWaiter, None]] = {}
+        self._connecting: dict[Origin, ConnectionInterface] = {}
+        self._http1_origins: collections.OrderedDict[Origin, None] = collections.OrderedDict()
         # Connections of responses dropped unclosed, queued by a finaliser that must not
         # take the lock (the garbage collector may run while this thread holds it).
         self._orphans: collections.deque[ConnectionInterface] = collections.deque()
@@ -126,6 +139,7 @@ class ConnectionPool:
             uds=self._uds,
             socket_options=self._socket_options,
             network_backend=self._network_backend,
+            on_connected=self._connection_ready,
         )
 
     @property
@@ -196,6 +210,8 @@ class ConnectionPool:
             self._available.clear()
             self._idle.clear()
             self._waiters.clear()
+            self._queued.clear()
+            self._connecting.clear()
             self._orphans.clear()
         for waiter in waiters:
             waiter.error = PoolClosed("The connection pool was closed while waiting")
@@ -224,7 +240,12 @@ class ConnectionPool:
         while True:
             connection = self._acquire(origin, pool_timeout, fresh)
             try:
-                response = connection.handle_request(request)
+                try:
+                    response = connection.handle_request(request)
+                finally:
+                    if self._connecting:
+                        # A connection made without our callback reports its protocol here.
+                        self._connection_ready(connection)
             except ConnectionNotAvailable:
                 self._release(connection)
                 continue
@@ -253,7 +274,7 @@ class ConnectionPool:
             connection = self._checkout(origin, fresh, to_close)
             if connection is None:
                 waiter = SyncWaiter(origin)
-                self._waiters[waiter] = None
+                self._enqueue(waiter)
         for stale in to_close:
             stale.close()
         if waiter is None:
@@ -269,7 +290,7 @@ class ConnectionPool:
         if not woken:
             with self._lock:
                 if waiter.connection is None:
-                    self._waiters.pop(waiter, None)
+                    self._dequeue(waiter)
                     raise PoolTimeout(f"No connection to {origin} became free within {timeout} seconds")
         granted: ConnectionInterface | None = waiter.connection
         assert granted is not None
@@ -280,7 +301,7 @@ class ConnectionPool:
         was granted in the meantime."""
         with self._lock:
             if waiter.connection is None:
-                self._waiters.pop(waiter, None)
+                self._dequeue(waiter)
                 return
         if waiter.error is None:
             self._release(waiter.connection)
@@ -317,6 +338,8 @@ class ConnectionPool:
             if count >= connection.capacity():
                 del available[connection]
             return connection
+        if origin in self._connecting:
+            return None  # wait for its protocol: if HTTP/2, it carries this request too
         if len(load) >= self._max_connections:
             if not self._idle or self._waiters:
                 return None
@@ -325,6 +348,8 @@ class ConnectionPool:
             to_close.append(victim)
         connection = self._factory(origin)
         load[connection] = 1
+        if self._http2 and origin not in self._http1_origins:
+            self._connecting[origin] = connection
         return connection
 
     def _checkin(
@@ -345,14 +370,20 @@ class ConnectionPool:
         while waiters and count < capacity:
             head = next(iter(waiters))
             if head.origin != origin:
-                if count == 0:
+                # HTTP/2 streams free: this origin's waiters need no new connection, so
+                # they need not wait behind a head that does.
+                queue = self._queued.get(origin) if capacity > 1 else None
+                if queue:
+                    head = next(iter(queue))
+                elif count == 0:
                     # Strict FIFO: an idle connection the head cannot use makes way for one it can.
                     self._drop(connection)
                     to_close.append(connection)
                     self._grant_new_connection()
                     return
-                break
-            del waiters[head]
+                else:
+                    break
+            self._dequeue(head)
             count += 1
             head.connection = connection
             head.wake()
@@ -373,11 +404,70 @@ class ConnectionPool:
     def _grant_new_connection(self) -> None:
         """A slot came free: the head waiter gets a new connection of its own."""
         if self._waiters and len(self._load) < self._max_connections:
-            waiter, _ = self._waiters.popitem(last=False)
+            waiter = next(iter(self._waiters))
+            self._dequeue(waiter)
             connection = self._factory(waiter.origin)
             self._load[connection] = 1
             waiter.connection = connection
             waiter.wake()
+
+    def _enqueue(self, waiter: SyncWaiter) -> None:
+        self._waiters[waiter] = None
+        queue = self._queued.get(waiter.origin)
+        if queue is None:
+            queue = self._queued[waiter.origin] = collections.OrderedDict()
+        queue[waiter] = None
+
+    def _dequeue(self, waiter: SyncWaiter) -> None:
+        self._waiters.pop(waiter, None)
+        queue = self._queued.get(waiter.origin)
+        if queue is not None:
+            queue.pop(waiter, None)
+            if not queue:
+                del self._queued[waiter.origin]
+
+    def _connection_ready(self, connection: ConnectionInterface) -> None:
+        """A connection others waited on knows its protocol (or failed to connect): it
+        takes as many of its origin's waiters as it can carry, the rest get connections
+        of their own. Called by the connection itself once connected, else by ``_send``."""
+        with self._lock:
+            origin = connection.origin
+            if self._connecting.get(origin) is not connection:
+                return
+            del self._connecting[origin]
+            count = self._load.get(connection)
+            if count is None:  # pragma: no cover - the pool was closed meanwhile
+                return
+            capacity = 0 if connection.is_closed() else connection.capacity()
+            if capacity == 1:
+                known = self._http1_origins
+                known[origin] = None
+                if len(known) > _HTTP1_ORIGINS_KEPT:
+                    known.popitem(last=False)
+            queue = self._queued.get(origin)
+            while queue and count < capacity:
+                waiter = next(iter(queue))
+                self._dequeue(waiter)
+                count += 1
+                waiter.connection = connection
+                waiter.wake()
+            self._load[connection] = count
+            if count < capacity:
+                available = self._available.get(origin)
+                if available is None:
+                    available = self._available[origin] = collections.OrderedDict()
+                available[connection] = None
+            while queue and len(self._load) < self._max_connections:
+                waiter = next(iter(queue))
+                self._dequeue(waiter)
+                new = self._factory(origin)
+                self._load[new] = 1
+                waiter.connection = new
+                waiter.wake()
+                if capacity > 1:
+                    # HTTP/2 past its stream limit: the others wait for this one too.
+                    self._connecting[origin] = new
+                    break
 
     def _drop(self, connection: ConnectionInterface) -> None:
         self._load.pop(connection, None)

@@ -152,11 +152,14 @@ class HTTP11Connection(ConnectionInterface):
                 extra.append((b"Content-Length", b"%d" % len(content)))
         elif not seen & 6:
             extra.append((b"Transfer-Encoding", b"chunked"))
+        # The models validated method, target and headers already: ``_parsed`` tells
+        # h11 not to run its regular expressions over them a second time.
         head = h.send(
             h11.Request(
                 method=request.method,
                 target=request.url.target,
                 headers=extra + headers if extra else headers,
+                _parsed=True,
             )
         )
         assert head is not None
@@ -199,14 +202,21 @@ class HTTP11Connection(ConnectionInterface):
             event = h.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            data = self._stream.read(READ_SIZE, timeout)
-            if data:
-                self._got_response_bytes = True
-            elif h.their_state is h11.SEND_RESPONSE:
-                raise RemoteProtocolError("Server disconnected without sending a response.")
-            h.receive_data(data)
+            self._receive(timeout)
+
+    def _receive(self, timeout: float | None) -> None:
+        h = self._h11
+        data = self._stream.read(READ_SIZE, timeout)
+        if data:
+            self._got_response_bytes = True
+        elif h.their_state is h11.SEND_RESPONSE:
+            raise RemoteProtocolError("Server disconnected without sending a response.")
+        h.receive_data(data)
 
     def _receive_response_head(self, timeout: float | None) -> h11.Response:
+        # Each cycle starts with h11's buffer empty (see _response_closed), so the
+        # network is asked first rather than h11, which could only answer NEED_DATA.
+        self._receive(timeout)
         while True:
             event = self._next_event(timeout)
             if isinstance(event, h11.Response):

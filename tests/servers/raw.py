@@ -55,7 +55,10 @@ __all__ = [
     "RawConnection",
     "RawServer",
     "RawServerFactory",
+    "Fault",
     "chunked",
+    "good_or",
+    "good_token",
     "keep_alive",
     "ok",
     "per_connection",
@@ -64,6 +67,8 @@ __all__ = [
 ]
 
 Handler = Callable[["RawConnection"], None]
+# A fault answers one request (already read) however it likes; True keeps serving.
+Fault = Callable[["RawConnection", bytes], bool]
 
 IDLE_TIMEOUT = 30.0  # how long the ready-made handlers wait for a next request
 _MAX_HEAD = 1 << 20
@@ -461,6 +466,33 @@ def keep_alive(response: bytes) -> Handler:
     def handler(conn: RawConnection) -> None:
         while conn.read_request(IDLE_TIMEOUT) is not None:
             conn.send(response)
+
+    return handler
+
+
+def good_token(request: bytes) -> bytes | None:
+    """``<token>`` for a ``GET /good/<token>`` (b"" for ``GET /good``), else None."""
+    method, _, rest = request.partition(b" ")
+    target = rest.partition(b" ")[0]
+    if method != b"GET" or not (target == b"/good" or target.startswith(b"/good/")):
+        return None
+    return target[6:]
+
+
+def good_or(fault: Fault | None = None) -> Handler:
+    """Keep-alive: ``GET /good/<token>`` gets ``200`` with body ``good:<token>`` (so a
+    response handed to the wrong request shows), any other request goes to ``fault``
+    (404 without one); the connection ends when ``fault`` returns False."""
+
+    def handler(conn: RawConnection) -> None:
+        while (request := conn.read_request(IDLE_TIMEOUT)) is not None:
+            token = good_token(request)
+            if token is not None:
+                conn.send(ok(b"good:" + token))
+            elif fault is None:
+                conn.send(response(404))
+            elif not fault(conn, request):
+                return
 
     return handler
 

@@ -1,0 +1,859 @@
+"""HTTP/2 over one network stream, with h2 as the protocol engine: many requests at once.
+
+Theory of operation. Every request is a stream; all streams share one ``h2`` state
+machine, guarded by a state lock (free under asyncio, a real lock under threads) that is
+never held across I/O. Nothing runs in the background: the tasks (or threads) of the
+requests do all the work themselves.
+
+- Writing: whoever changes the h2 state marks it dirty, then flushes. One writer at a
+  time holds the write lock and writes everything h2 has queued, looping until nothing
+  is left, so frames reach the wire in the order h2 produced them. Request senders wait
+  for the lock (that is the back-pressure on uploads); acknowledgements and resets only
+  try it, because the holder will send their bytes before it lets go.
+- Reading: a stream that needs something from the network (its response head, body
+  data, or send window) becomes the reader if nobody is reading; otherwise it parks on
+  its own event. The reader feeds what it reads to h2 and hands each event to the
+  stream it concerns, waking that stream; it keeps reading until its own stream is
+  satisfied, then wakes one parked stream to take over. So a response is read by one
+  task and handed to another without a task per stream and without polling.
+- Flow control: received data is credited back to the server only when the caller
+  takes it, so a slow reader holds at most one stream window. Uploads are cut to the
+  server's window and frame size, and wait for WINDOW_UPDATE when it is spent.
+- Failures: a stream reset by the server fails that stream alone. A GOAWAY stops new
+  streams; streams the server never processed fail with ``ConnectionNotAvailable`` (the
+  pool retries them elsewhere) and the others may finish. A broken connection fails
+  every stream in flight. A stream the caller abandons is reset with CANCEL and its
+  unread data credited back, so its slot and its share of the window are freed.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+import typing
+from collections.abc import AsyncIterable, Callable
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+from h2.errors import ErrorCodes
+from h2.settings import SettingCodes
+
+from .._backends.base import AsyncNetworkStream
+from .._exceptions import (
+    ConnectionNotAvailable,
+    HTTPCoreError,
+    LocalProtocolError,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    StaleConnection,
+    WriteError,
+    WriteTimeout,
+)
+from .._models import Origin, Request, Response
+from .._synchronization import AsyncEvent, AsyncLock, AsyncStateLock
+from .interfaces import AsyncConnectionInterface
+
+__all__ = ["AsyncHTTP2Connection", "AsyncHTTP2ResponseStream"]
+
+READ_SIZE = 65536
+# Until the server's SETTINGS arrive we assume the stream limit RFC 9113 recommends.
+DEFAULT_MAX_STREAMS = 100
+MAX_STREAMS = 1000
+STREAM_WINDOW = 1024 * 1024
+CONNECTION_WINDOW = 16 * 1024 * 1024
+MAX_FRAME_SIZE = 65536
+MAX_HEADER_LIST_SIZE = 100 * 1024
+# How long closing may wait to hand the server a GOAWAY.
+CLOSE_TIMEOUT = 1.0
+
+_BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
+# Never sent on HTTP/2 (RFC 9113 section 8.2.2); Host becomes :authority.
+_DROPPED = frozenset(
+    {b"host", b"connection", b"transfer-encoding", b"keep-alive", b"upgrade", b"proxy-connection"}
+)
+_INITIAL_WINDOW = 65535
+
+_DataReceived = h2.events.DataReceived
+_ResponseReceived = h2.events.ResponseReceived
+_StreamEnded = h2.events.StreamEnded
+_StreamReset = h2.events.StreamReset
+_WindowUpdated = h2.events.WindowUpdated
+_RemoteSettingsChanged = h2.events.RemoteSettingsChanged
+_ConnectionTerminated = h2.events.ConnectionTerminated
+
+
+class _Stream:
+    """What one request's stream has received so far, and how to wake its task."""
+
+    __slots__ = (
+        "chunks",
+        "ended",
+        "error",
+        "event",
+        "headers",
+        "reused",
+        "sent_end",
+        "stop_sending",
+        "stream_id",
+        "wants_window",
+        "write_timeout",
+    )
+
+    def __init__(self, write_timeout: float | None) -> None:
+        self.stream_id = 0
+        self.event = AsyncEvent()
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        self.chunks: collections.deque[tuple[bytes, int]] = collections.deque()
+        self.ended = False  # the server sent END_STREAM
+        self.sent_end = False  # we sent END_STREAM
+        self.stop_sending = False  # the server wants no more of the request body
+        self.wants_window = False
+        self.error: Exception | None = None
+        self.reused = False
+        self.write_timeout = write_timeout
+
+
+def _has_head(stream: _Stream) -> bool:
+    return stream.headers is not None
+
+
+def _has_body_event(stream: _Stream) -> bool:
+    return bool(stream.chunks) or stream.ended
+
+
+def _error_name(code: int) -> str:
+    try:
+        return ErrorCodes(code).name
+    except ValueError:
+        return f"error code {code}"
+
+
+def _raise(error: Exception) -> typing.NoReturn:
+    # A fresh instance each time: the same error may be raised in several tasks.
+    raise type(error)(*error.args)
+
+
+class AsyncHTTP2Connection(AsyncConnectionInterface):
+    """One HTTP/2 connection carrying up to the server's stream limit of requests at once."""
+
+    def __init__(
+        self,
+        origin: Origin,
+        stream: AsyncNetworkStream,
+        keepalive_expiry: float | None = None,
+    ) -> None:
+        self.origin = origin
+        self._stream = stream
+        self._keepalive_expiry = keepalive_expiry
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        self._h2 = h2.connection.H2Connection(config=config)
+        self._lock = AsyncStateLock()
+        self._write_lock = AsyncLock()
+        self._dirty = False  # h2 may hold bytes nobody has taken for writing yet
+        self._reading = False  # some task is reading from the network
+        self._parked: collections.OrderedDict[_Stream, None] = collections.OrderedDict()
+        self._streams: dict[int, _Stream] = {}
+        self._max_streams = DEFAULT_MAX_STREAMS
+        self._started = False
+        self._closed = False
+        self._stream_closed = False
+        self._error: Exception | None = None  # why the connection failed
+        self._goaway: int | None = None  # last_stream_id of the server's GOAWAY
+        self._requests = 0
+        self._completed = 0
+        self._read_since_idle = False
+        self._expire_at: float | None = None
+        host = origin.host
+        if b":" in host:
+            host = b"[" + host + b"]"
+        default_port = {b"http": 80, b"https": 443}.get(origin.scheme)
+        self._authority = host if origin.port == default_port else b"%s:%d" % (host, origin.port)
+
+    # -- one request ---------------------------------------------------------------
+
+    async def handle_async_request(self, request: Request) -> Response:
+        extensions = request.extensions
+        timeouts = extensions.get("timeout") or {}
+        read_timeout = timeouts.get("read")
+        write_timeout = timeouts.get("write")
+        trace = extensions.get("trace")
+        headers, content, end_stream = self._request_headers(request)
+        stream = _Stream(write_timeout)
+        if trace is not None:
+            await trace("http2.send_request_headers.started", {"request": request})
+        with self._lock:
+            self._open_stream(stream, headers, content, end_stream)
+        try:
+            await self._flush(write_timeout)
+            stream_id = stream.stream_id
+            if trace is not None:
+                await trace(
+                    "http2.send_request_headers.complete", {"request": request, "stream_id": stream_id}
+                )
+            if not (end_stream or stream.sent_end):
+                if trace is not None:
+                    await trace(
+                        "http2.send_request_body.started", {"request": request, "stream_id": stream_id}
+                    )
+                await self._send_body(stream, content, write_timeout)
+                if trace is not None:
+                    await trace(
+                        "http2.send_request_body.complete", {"request": request, "stream_id": stream_id}
+                    )
+            if trace is not None:
+                await trace(
+                    "http2.receive_response_headers.started", {"request": request, "stream_id": stream_id}
+                )
+            await self._wait_for(stream, _has_head, read_timeout)
+            if stream.headers is None:
+                assert stream.error is not None
+                _raise(stream.error)
+            status, response_headers = self._parse_head(stream.headers)
+        except BaseException as exc:
+            # Nothing arrived since the connection was last idle: the server closed it then.
+            stale = stream.reused and not self._read_since_idle
+            await self._forget(stream)
+            if isinstance(stream.error, ConnectionNotAvailable) or isinstance(exc, ConnectionNotAvailable):
+                raise ConnectionNotAvailable() from None
+            if stale and isinstance(exc, (ReadError, WriteError, RemoteProtocolError)):
+                raise StaleConnection(
+                    "The server closed the keep-alive connection before responding"
+                    f" ({type(exc).__name__}: {exc})"
+                ) from exc
+            raise
+        if trace is not None:
+            await trace(
+                "http2.receive_response_headers.complete",
+                {"request": request, "stream_id": stream_id, "return_value": (status, response_headers)},
+            )
+        return Response._from_stream(
+            status,
+            response_headers,
+            AsyncHTTP2ResponseStream(self, stream, read_timeout, trace),
+            {
+                "http_version": b"HTTP/2",
+                "reason_phrase": b"",
+                "network_stream": self._stream,
+                "stream_id": stream_id,
+            },
+        )
+
+    def _request_headers(self, request: Request) -> tuple[list[tuple[bytes, bytes]], typing.Any, bool]:
+        """The header block (pseudo-headers first, names lower-cased, connection-specific
+        fields dropped), the body, and whether the headers end the stream."""
+        authority = None
+        fields: list[tuple[bytes, bytes]] = []
+        has_length = False
+        for name, value in request.headers:
+            name = name.lower()
+            if name in _DROPPED:
+                if name == b"host" and authority is None:
+                    authority = value
+                continue
+            if name == b"te" and value.lower() != b"trailers":
+                continue
+            if name == b"content-length":
+                has_length = True
+            fields.append((name, value))
+        content: typing.Any = request.content
+        if isinstance(content, bytes):
+            if not has_length and (content or request.method in _BODY_METHODS):
+                fields.append((b"content-length", b"%d" % len(content)))
+            end_stream = not content
+        else:
+            end_stream = content is None
+        url = request.url
+        return (
+            [
+                (b":method", request.method),
+                (b":authority", authority or self._authority),
+                (b":scheme", url.scheme),
+                (b":path", url.target),
+                *fields,
+            ],
+            content,
+            end_stream,
+        )
+
+    def _open_stream(
+        self, stream: _Stream, headers: list[tuple[bytes, bytes]], content: typing.Any, end_stream: bool
+    ) -> None:
+        """Queue the HEADERS of a new stream (and a small body with it); under the lock."""
+        if self._closed or self._error is not None or self._goaway is not None:
+            raise ConnectionNotAvailable()
+        if len(self._streams) >= self._max_streams:
+            raise ConnectionNotAvailable()
+        h = self._h2
+        if not self._started:
+            self._start()
+        stream_id = h.get_next_available_stream_id()
+        try:
+            h.send_headers(stream_id, headers, end_stream=end_stream)
+        except h2.exceptions.TooManyStreamsError:
+            raise ConnectionNotAvailable() from None
+        except h2.exceptions.ProtocolError as exc:
+            raise LocalProtocolError(f"Invalid HTTP/2 request: {exc}") from exc
+        stream.stream_id = stream_id
+        stream.reused = self._completed > 0 and not self._streams
+        stream.sent_end = end_stream
+        self._streams[stream_id] = stream
+        self._requests += 1
+        self._expire_at = None
+        self._dirty = True
+        if (
+            not end_stream
+            and isinstance(content, bytes)
+            and len(content) <= min(h.max_outbound_frame_size, h.local_flow_control_window(stream_id))
+        ):
+            # The whole body fits one frame: it goes out in the same write as the head.
+            h.send_data(stream_id, content, end_stream=True)
+            stream.sent_end = True
+
+    def _start(self) -> None:
+        """Queue the connection preface: our SETTINGS and a larger connection window."""
+        h = self._h2
+        h.local_settings = h2.settings.Settings(
+            client=True,
+            initial_values={
+                SettingCodes.ENABLE_PUSH: 0,
+                SettingCodes.MAX_CONCURRENT_STREAMS: DEFAULT_MAX_STREAMS,
+                SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+                SettingCodes.MAX_FRAME_SIZE: MAX_FRAME_SIZE,
+                SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
+            },
+        )
+        # A client has no business announcing extended CONNECT (RFC 8441).
+        del h.local_settings[SettingCodes.ENABLE_CONNECT_PROTOCOL]
+        # Settings made at construction take effect at once: mirror them in h2's state.
+        h.max_inbound_frame_size = MAX_FRAME_SIZE
+        h.decoder.max_header_list_size = MAX_HEADER_LIST_SIZE
+        h.initiate_connection()
+        h.increment_flow_control_window(CONNECTION_WINDOW - _INITIAL_WINDOW)
+        self._started = True
+        self._dirty = True
+
+    def _parse_head(self, headers: list[tuple[bytes, bytes]]) -> tuple[int, list[tuple[bytes, bytes]]]:
+        status = None
+        fields = []
+        for name, value in headers:
+            if name[:1] == b":":
+                if name == b":status":
+                    status = value
+            else:
+                fields.append((bytes(name), bytes(value)))
+        try:
+            assert status is not None
+            return int(status), fields
+        except (AssertionError, ValueError):
+            raise RemoteProtocolError(f"Invalid :status in the HTTP/2 response: {status!r}") from None
+
+    # -- the request body ----------------------------------------------------------
+
+    async def _send_body(self, stream: _Stream, content: typing.Any, timeout: float | None) -> None:
+        if isinstance(content, bytes):
+            sending = await self._send_data(stream, content, timeout)
+        elif isinstance(content, AsyncIterable):
+            sending = True
+            async for chunk in content:
+                if not await self._send_data(stream, chunk, timeout):
+                    sending = False
+                    break
+        else:
+            sending = True
+            for chunk in content:
+                if not await self._send_data(stream, chunk, timeout):
+                    sending = False
+                    break
+        if sending:
+            with self._lock:
+                self._check(stream)
+                self._h2.end_stream(stream.stream_id)
+                stream.sent_end = True
+                self._dirty = True
+            await self._flush(timeout)
+
+    async def _send_data(self, stream: _Stream, data: bytes, timeout: float | None) -> bool:
+        """Send one chunk within the flow-control windows; False once the server wants
+        no more of the body (it answered and ended or reset the stream)."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"Request body chunks must be bytes, not {type(data).__name__}")
+        view = memoryview(data)
+        size = len(view)
+        offset = 0
+        h = self._h2
+        stream_id = stream.stream_id
+        while offset < size:
+            with self._lock:
+                self._check(stream)
+                if stream.stop_sending:
+                    return False
+                window = h.local_flow_control_window(stream_id)
+                if window > 0:
+                    frame_size = h.max_outbound_frame_size
+                    end = offset + min(window, size - offset)
+                    while offset < end:
+                        step = min(frame_size, end - offset)
+                        h.send_data(stream_id, view[offset : offset + step])
+                        offset += step
+                    self._dirty = True
+                elif stream.ended:
+                    return False
+                else:
+                    stream.wants_window = True
+            if window > 0:
+                await self._flush(timeout)
+            else:
+                try:
+                    await self._wait_for(stream, self._can_send, timeout, WriteTimeout)
+                finally:
+                    stream.wants_window = False
+        return True
+
+    def _can_send(self, stream: _Stream) -> bool:
+        if stream.stop_sending or stream.ended or stream.error is not None:
+            return True
+        return self._h2.local_flow_control_window(stream.stream_id) > 0
+
+    def _check(self, stream: _Stream) -> None:
+        if stream.error is not None:
+            _raise(stream.error)
+
+    # -- the response body ---------------------------------------------------------
+
+    async def _receive_body_chunk(self, stream: _Stream, timeout: float | None) -> bytes | None:
+        """The next piece of the body (all that has arrived), or None at its end."""
+        while True:
+            with self._lock:
+                chunks = stream.chunks
+                if chunks:
+                    if len(chunks) == 1:
+                        data, credit = chunks.popleft()
+                    else:
+                        data = b"".join([chunk for chunk, _ in chunks])
+                        credit = sum([length for _, length in chunks])
+                        chunks.clear()
+                    if credit and self._error is None:
+                        self._h2.acknowledge_received_data(credit, stream.stream_id)
+                        self._dirty = True
+                    break
+                if stream.ended:
+                    return None
+                if stream.error is not None:
+                    error = stream.error
+                    if isinstance(error, ConnectionNotAvailable):
+                        error = RemoteProtocolError("The server refused the stream after responding")
+                    _raise(error)
+            await self._wait_for(stream, _has_body_event, timeout)
+        if credit:
+            await self._flush_nowait(stream.write_timeout)
+        return data
+
+    async def _forget(self, stream: _Stream) -> None:
+        """The caller is done with this stream: free its slot, credit back what it left
+        unread, and reset it if it is still open on either side."""
+        with self._lock:
+            if self._streams.pop(stream.stream_id, None) is None:
+                return
+            self._parked.pop(stream, None)
+            h = self._h2
+            healthy = self._error is None and not self._closed
+            if healthy:
+                credit = sum([length for _, length in stream.chunks])
+                if credit:
+                    h.acknowledge_received_data(credit, stream.stream_id)
+                    self._dirty = True
+                if stream.ended and stream.sent_end and stream.error is None:
+                    self._completed += 1
+                elif stream.error is None or not isinstance(stream.error, ConnectionNotAvailable):
+                    try:
+                        h.reset_stream(stream.stream_id, ErrorCodes.CANCEL)
+                    except h2.exceptions.StreamClosedError:
+                        pass
+                    else:
+                        self._dirty = True
+            stream.chunks.clear()
+            idle = not self._streams
+            if idle:
+                self._read_since_idle = False
+                if self._keepalive_expiry is not None:
+                    self._expire_at = time.monotonic() + self._keepalive_expiry
+            close = idle and (self._goaway is not None or not healthy)
+        try:
+            if healthy:
+                await self._flush_nowait(stream.write_timeout)
+        except HTTPCoreError:
+            pass  # the connection failed; the streams still in flight will hear of it
+        finally:
+            if close:
+                await self.aclose()
+
+    # -- writing -------------------------------------------------------------------
+
+    async def _flush(self, timeout: float | None) -> None:
+        """Write everything h2 has queued, waiting for the writer ahead of us if any."""
+        await self._write_lock.acquire()
+        await self._write_held(timeout)
+
+    async def _flush_nowait(self, timeout: float | None) -> None:
+        """Write what h2 has queued unless someone is writing: they will send it."""
+        with self._lock:
+            if not self._dirty or not self._write_lock.try_acquire():
+                return
+        await self._write_held(timeout)
+
+    async def _write_held(self, timeout: float | None) -> None:
+        """With the write lock held: write until h2 has nothing queued, then let go."""
+        lock = self._write_lock
+        try:
+            while True:
+                with self._lock:
+                    if not self._dirty:
+                        lock.release()
+                        return
+                    self._dirty = False
+                    data = self._h2.data_to_send()
+                if data:
+                    await self._stream.write(data, timeout)
+        except BaseException as exc:
+            lock.release()
+            if isinstance(exc, HTTPCoreError):
+                # Part of a frame may be on the wire: nothing more can be sent safely.
+                await self._fail(
+                    RemoteProtocolError(f"Writing to the server failed ({type(exc).__name__}: {exc})")
+                )
+            raise
+
+    # -- reading -------------------------------------------------------------------
+
+    async def _wait_for(
+        self,
+        stream: _Stream,
+        ready: Callable[[_Stream], bool],
+        timeout: float | None,
+        timeout_error: type[Exception] = ReadTimeout,
+    ) -> None:
+        """Return once ``ready(stream)`` or the stream failed: read the network ourselves
+        if nobody is reading, else park until the reader wakes us."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if stream.error is not None or ready(stream):
+                    return
+                lead = not self._reading
+                if lead:
+                    self._reading = True
+                else:
+                    stream.event.clear()
+                    self._parked[stream] = None
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if lead:
+                await self._read_until(stream, ready, deadline, timeout_error)
+                continue
+            woken = False
+            try:
+                if remaining is None or remaining > 0:
+                    woken = await stream.event.wait(remaining)
+            finally:
+                if not woken:
+                    with self._lock:
+                        self._parked.pop(stream, None)
+                        if not self._reading:
+                            self._wake_reader()  # in case we were chosen as the next reader
+            if not woken:
+                with self._lock:
+                    if stream.error is not None or ready(stream):
+                        return
+                raise timeout_error(f"Timed out waiting for the server (stream {stream.stream_id})")
+
+    async def _read_until(
+        self,
+        stream: _Stream,
+        ready: Callable[[_Stream], bool],
+        deadline: float | None,
+        timeout_error: type[Exception],
+    ) -> None:
+        """As the reader: read and dispatch until our stream is ready, then hand over."""
+        try:
+            while True:
+                remaining = None
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise timeout_error(f"Timed out waiting for the server (stream {stream.stream_id})")
+                try:
+                    await self._receive(remaining, stream.write_timeout)
+                except ReadTimeout:
+                    if timeout_error is ReadTimeout:
+                        raise
+                    raise timeout_error(
+                        f"Timed out waiting for the server (stream {stream.stream_id})"
+                    ) from None
+                with self._lock:
+                    if stream.error is not None or ready(stream):
+                        return
+        finally:
+            with self._lock:
+                self._reading = False
+                self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        """Under the lock, with nobody reading: wake one parked stream to read."""
+        if self._parked:
+            stream, _ = self._parked.popitem(last=False)
+            stream.event.set()
+
+    async def _receive(self, timeout: float | None, write_timeout: float | None) -> None:
+        """Read once from the network and dispatch what h2 makes of it."""
+        try:
+            data = await self._stream.read(READ_SIZE, timeout)
+        except ReadTimeout:
+            raise
+        except HTTPCoreError as exc:
+            await self._fail(
+                RemoteProtocolError(f"Reading from the server failed ({type(exc).__name__}: {exc})")
+            )
+            return
+        if not data:
+            await self._fail(RemoteProtocolError("The server closed the connection"))
+            return
+        self._read_since_idle = True
+        with self._lock:
+            if self._error is not None:
+                return
+            try:
+                events = self._h2.receive_data(data)
+            except h2.exceptions.ProtocolError as exc:
+                error: Exception | None = RemoteProtocolError(f"The server broke the HTTP/2 protocol: {exc}")
+            else:
+                error = self._dispatch(events)
+            self._dirty = True
+        if error is not None:
+            try:
+                await self._flush_nowait(CLOSE_TIMEOUT)  # h2 queued a GOAWAY telling why
+            except HTTPCoreError:
+                pass
+            await self._fail(error)
+        else:
+            await self._flush_nowait(write_timeout)
+
+    def _dispatch(self, events: list[h2.events.Event]) -> Exception | None:
+        """Hand h2's events to their streams; under the lock. Returns a connection error."""
+        streams = self._streams
+        for event in events:
+            kind = type(event)
+            if kind is _DataReceived:
+                data_event = typing.cast(h2.events.DataReceived, event)
+                stream = streams.get(data_event.stream_id)
+                if stream is None:  # pragma: no cover - we reset every stream we forget
+                    self._h2.acknowledge_received_data(
+                        data_event.flow_controlled_length, data_event.stream_id
+                    )
+                    continue
+                if data_event.data:
+                    stream.chunks.append((data_event.data, data_event.flow_controlled_length))
+                elif data_event.flow_controlled_length:
+                    self._h2.acknowledge_received_data(
+                        data_event.flow_controlled_length, data_event.stream_id
+                    )
+                    continue
+                else:
+                    continue
+            elif kind is _ResponseReceived:
+                head_event = typing.cast(h2.events.ResponseReceived, event)
+                stream = streams.get(head_event.stream_id)
+                if stream is None:
+                    continue
+                stream.headers = head_event.headers
+            elif kind is _StreamEnded:
+                stream = streams.get(typing.cast(h2.events.StreamEnded, event).stream_id)
+                if stream is None:
+                    continue
+                stream.ended = True
+            elif kind is _StreamReset:
+                reset = typing.cast(h2.events.StreamReset, event)
+                stream = streams.get(reset.stream_id)
+                if stream is None:
+                    continue
+                if reset.error_code == ErrorCodes.NO_ERROR and stream.ended:
+                    stream.stop_sending = True  # a complete response: stop the upload, quietly
+                else:
+                    who = "The server" if reset.remote_reset else "h2, after a server protocol error,"
+                    stream.error = RemoteProtocolError(
+                        f"{who} reset stream {reset.stream_id} ({_error_name(reset.error_code)})"
+                    )
+            elif kind is _WindowUpdated:
+                stream_id = typing.cast(h2.events.WindowUpdated, event).stream_id
+                if stream_id:
+                    stream = streams.get(stream_id)
+                    if stream is None or not stream.wants_window:
+                        continue
+                else:
+                    self._wake_senders()
+                    continue
+            elif kind is _RemoteSettingsChanged:
+                changed = typing.cast(h2.events.RemoteSettingsChanged, event).changed_settings
+                setting = changed.get(SettingCodes.MAX_CONCURRENT_STREAMS)
+                if setting is not None:
+                    self._max_streams = min(setting.new_value, MAX_STREAMS)
+                if SettingCodes.INITIAL_WINDOW_SIZE in changed:
+                    self._wake_senders()
+                continue
+            elif kind is _ConnectionTerminated:
+                error = self._goaway_received(typing.cast(h2.events.ConnectionTerminated, event))
+                if error is not None:
+                    return error
+                continue
+            else:
+                # Informational responses, trailers, pings, settings acks, priority,
+                # unknown frames: nothing a waiting request needs.
+                continue
+            self._wake(stream)
+        return None
+
+    def _wake(self, stream: _Stream) -> None:
+        if not stream.event.is_set():
+            self._parked.pop(stream, None)
+            stream.event.set()
+
+    def _wake_senders(self) -> None:
+        for stream in self._streams.values():
+            if stream.wants_window:
+                self._wake(stream)
+
+    def _goaway_received(self, event: h2.events.ConnectionTerminated) -> Exception | None:
+        last_stream_id = event.last_stream_id or 0
+        if self._goaway is None or last_stream_id < self._goaway:
+            self._goaway = last_stream_id
+        error_code = event.error_code or 0
+        for stream_id, stream in self._streams.items():
+            if stream_id > last_stream_id and stream.error is None:
+                stream.error = ConnectionNotAvailable()
+                self._wake(stream)
+        if error_code:
+            return RemoteProtocolError(f"The server closed the connection ({_error_name(error_code)})")
+        # h2 treats any GOAWAY as the end, but the streams the server kept may finish.
+        self._h2.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+        return None
+
+    async def _fail(self, error: Exception) -> None:
+        """The connection is broken: fail every stream in flight and close it."""
+        with self._lock:
+            if self._error is None:
+                self._error = error
+            goaway = self._goaway
+            for stream_id, stream in self._streams.items():
+                if stream.ended:
+                    stream.stop_sending = True  # its response is complete: let it be read
+                elif stream.error is None:
+                    if goaway is not None and stream_id > goaway:
+                        stream.error = ConnectionNotAvailable()
+                    else:
+                        stream.error = RemoteProtocolError(*error.args)
+                self._wake(stream)
+            self._parked.clear()
+        await self._close_stream()
+
+    async def _close_stream(self) -> None:
+        if not self._stream_closed:
+            self._stream_closed = True
+            await self._stream.aclose()
+
+    # -- what the pool asks --------------------------------------------------------
+
+    def capacity(self) -> int:
+        if self._closed or self._error is not None or self._goaway is not None:
+            return 0
+        return self._max_streams
+
+    def has_expired(self) -> bool:
+        if self._closed or self._error is not None or self._goaway is not None:
+            return True
+        if self._streams:
+            return False
+        if self._expire_at is not None and time.monotonic() > self._expire_at:
+            return True
+        # Idle, yet the server sent something: most likely a GOAWAY or a close.
+        return self._stream.is_readable()
+
+    def is_closed(self) -> bool:
+        return self._closed or self._error is not None or (self._goaway is not None and not self._streams)
+
+    async def aclose(self) -> None:
+        """Close the connection, telling the server with a GOAWAY when it is healthy."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for stream in self._streams.values():
+                if stream.ended:
+                    stream.stop_sending = True
+                elif stream.error is None:
+                    stream.error = ReadError("The connection was closed")
+                self._wake(stream)
+            goodbye = self._started and self._error is None and not self._stream_closed
+            if goodbye:
+                try:
+                    self._h2.close_connection()
+                except h2.exceptions.ProtocolError:  # pragma: no cover - already closed by a GOAWAY
+                    goodbye = False
+                self._dirty = True
+        try:
+            if goodbye:
+                await self._flush_nowait(CLOSE_TIMEOUT)
+        except HTTPCoreError:
+            pass
+        finally:
+            await self._close_stream()
+
+    def __repr__(self) -> str:
+        state = "CLOSED" if self.is_closed() else "ACTIVE" if self._streams else "IDLE"
+        return (
+            f"<{type(self).__name__} [{self.origin}, {state}, streams={len(self._streams)}, "
+            f"requests={self._requests}]>"
+        )
+
+
+class AsyncHTTP2ResponseStream:
+    """A response body handed over as it arrives; closing it (or reading to the end)
+    frees the stream, resetting it if the server was still sending."""
+
+    __slots__ = ("_closed", "_connection", "_stream", "_timeout", "_trace")
+
+    def __init__(
+        self, connection: AsyncHTTP2Connection, stream: _Stream, timeout: float | None, trace: typing.Any
+    ) -> None:
+        self._connection = connection
+        self._stream = stream
+        self._timeout = timeout
+        self._trace = trace
+        self._closed = False
+
+    def __call__(self) -> AsyncHTTP2ResponseStream:
+        return self
+
+    def __aiter__(self) -> AsyncHTTP2ResponseStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            chunk = await self._connection._receive_body_chunk(self._stream, self._timeout)
+        except BaseException:
+            await self.aclose()
+            raise
+        if chunk is None:
+            await self.aclose()
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._connection._forget(self._stream)
+            if self._trace is not None:
+                await self._trace("http2.response_closed.complete", {"stream_id": self._stream.stream_id})

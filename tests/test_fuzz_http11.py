@@ -1,0 +1,274 @@
+"""A seeded fuzz of HTTP/1.1 responses through one shared pool, sync and async.
+
+Each case mutates a valid response (flipped, inserted and deleted bytes, truncation,
+extra bytes, conflicting lengths, broken chunking, 1xx noise) and delivers it one of
+several ways (then close, kept open, reset, drip, stall past the read timeout). Between
+cases a good request on the same origin must get its own response, so a poisoned pool
+shows at once. Only httpcore errors may escape, no case may hang, and no file
+descriptor may leak. ``HTTPCORE_FUZZ_SEED`` and ``HTTPCORE_FUZZ_CASES`` override the
+defaults to explore further.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import os
+import random
+import threading
+import time
+import typing
+
+import httpcore
+from tests.servers.raw import RawConnection, RawServer, chunked, good_or, ok, response
+
+SEED = int(os.environ.get("HTTPCORE_FUZZ_SEED", "1105"))
+CASES = int(os.environ.get("HTTPCORE_FUZZ_CASES", "300"))
+READ_TIMEOUT = 0.1
+TIMEOUT = httpcore.Timeout(2.0, read=READ_TIMEOUT)
+CASE_BOUND = 2.0  # seconds any one case may take, whatever the server does
+INTERESTING = b"\r\n:; \t\x00\x7f\x80\xff0129afAFzZ-+,/"
+
+
+@dataclasses.dataclass
+class Case:
+    index: int
+    data: bytes
+    delivery: str  # "close", "keep", "reset", "drip" or "stall"
+    method: str
+    read_limit: int | None  # stream the body and stop after this many bytes
+
+    def __str__(self) -> str:
+        return (
+            f"case {self.index} (seed {SEED}): {self.method} {self.delivery} "
+            f"read_limit={self.read_limit} data={self.data[:300]!r}"
+        )
+
+
+def _body(rng: random.Random) -> bytes:
+    return bytes(rng.choice(b"abcdefghij0123456789 \r\n") for _ in range(rng.randrange(0, 120)))
+
+
+def _valid_response(rng: random.Random) -> bytes:
+    body = _body(rng)
+    headers = [(b"X-Fuzz", b"%d" % rng.randrange(1000))] if rng.random() < 0.5 else []
+    kind = rng.randrange(7)
+    if kind == 0:
+        return response(200, body, headers)
+    if kind == 1:
+        pieces = [body[i : i + 17] for i in range(0, len(body), 17)]
+        trailers = [(b"X-Trailer", b"1")] if rng.random() < 0.3 else None
+        framed = chunked(*pieces, trailers=trailers)
+        return response(200, framed, [*headers, (b"Transfer-Encoding", b"chunked")], content_length=False)
+    if kind == 2:
+        return response(200, body, [*headers, (b"Connection", b"close")], content_length=False)
+    if kind == 3:
+        return b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + response(
+            201, body, headers
+        )
+    if kind == 4:
+        return response(rng.choice([204, 304]), headers=[(b"Content-Length", b"5")], content_length=False)
+    if kind == 5:
+        return response(200, body, headers, version=b"HTTP/1.0")
+    return response(rng.choice([301, 404, 500, 599]), body, headers, reason=rng.choice([b"", b"Odd Reason"]))
+
+
+def _mutate(rng: random.Random, data: bytearray) -> None:
+    kind = rng.randrange(12)
+    position = rng.randrange(len(data) + 1)
+    head_end = data.find(b"\r\n\r\n")
+    if kind == 0 and data:  # flip a bit
+        index = min(position, len(data) - 1)
+        data[index] ^= 1 << rng.randrange(8)
+    elif kind == 1 and data:  # replace a byte
+        data[min(position, len(data) - 1)] = rng.choice(INTERESTING)
+    elif kind == 2:  # insert bytes
+        data[position:position] = bytes(rng.choice(INTERESTING) for _ in range(rng.randrange(1, 6)))
+    elif kind == 3:  # delete bytes
+        del data[position : position + rng.randrange(1, 10)]
+    elif kind == 4:  # truncate
+        del data[position:]
+    elif kind == 5:  # extra bytes after the response
+        data += rng.choice([ok(b"smuggled"), b"junk", b"\r\n", b"0\r\n\r\n", _body(rng)])
+    elif kind == 6 and head_end > 0:  # a conflicting or odd content-length
+        value = rng.choice([b"%d" % rng.randrange(300), b"-1", b"1e3", b"", b"5, 6", b"99999999999999999999"])
+        data[head_end:head_end] = b"\r\nContent-Length: " + value
+    elif kind == 7 and head_end > 0:  # transfer-encoding too
+        value = rng.choice([b"chunked", b"gzip", b"chunked, chunked", b"identity"])
+        data[head_end:head_end] = b"\r\nTransfer-Encoding: " + value
+    elif kind == 8:  # break a chunk-size line
+        index = data.find(b"\r\n", max(head_end, 0) + 4)
+        if index > 0:
+            data[index:index] = rng.choice([b"zz", b";ext", b" ", b"\x00", b"-", b"ffffffffffffffffff"])
+    elif kind == 9 and head_end > 0:  # duplicate a header line
+        lines = bytes(data[:head_end]).split(b"\r\n")
+        line = rng.choice(lines)
+        data[head_end:head_end] = b"\r\n" + line
+    elif kind == 10 and head_end > 0 and rng.random() < 0.2:  # a huge header block
+        data[head_end:head_end] = b"\r\nX-Huge: " + b"h" * rng.randrange(90_000, 200_000)
+    elif kind == 11:  # noise before the response
+        data[:0] = rng.choice(
+            [b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 199 Odd\r\n\r\n", b"\r\n", b"HTTP/1.1 101 Up\r\n\r\n"]
+        )
+
+
+def make_cases(seed: int, count: int) -> list[Case]:
+    rng = random.Random(seed)
+    cases = []
+    for index in range(count):
+        data = bytearray(_valid_response(rng))
+        for _ in range(rng.choice([0, 1, 1, 1, 2, 3])):
+            _mutate(rng, data)
+        delivery = rng.choices(["close", "keep", "reset", "drip", "stall"], [50, 20, 12, 13, 5])[0]
+        if len(data) > 60_000 and delivery == "drip":
+            delivery = "close"
+        method = rng.choices(["GET", "HEAD", "POST"], [70, 15, 15])[0]
+        read_limit = rng.choice([None, None, None, 0, 1, 10, 50])
+        cases.append(Case(index, bytes(data), delivery, method, read_limit))
+    return cases
+
+
+class FuzzServer(RawServer):
+    """Answers ``/fuzz/<i>`` with case i and ``/good/<token>`` correctly; ``done[i]`` is
+    set once case i was delivered in full (and, unless kept open, ended by a FIN or RST)."""
+
+    def __init__(self, cases: list[Case]) -> None:
+        super().__init__(good_or(self._fault), timeout=5.0)
+        self.cases = cases
+        self.done = [threading.Event() for _ in cases]
+
+    def _fault(self, conn: RawConnection, request: bytes) -> bool:
+        index = int(request.split(b" ", 2)[1].rsplit(b"/", 1)[1])
+        case = self.cases[index]
+        data = case.data
+        try:
+            if case.delivery == "keep":
+                conn.send(data)
+                return True
+            if case.delivery == "reset":
+                conn.send(data)
+                conn.sleep(0.002)
+                conn.reset()
+                return False
+            if case.delivery == "drip":
+                conn.send_slowly(data, max(1, len(data) // 16), 0.001)
+            elif case.delivery == "stall":
+                conn.send(data[: len(data) // 2])
+                conn.sleep(READ_TIMEOUT * 2)
+                conn.send(data[len(data) // 2 :])
+            else:
+                conn.send(data)
+            conn.shutdown_write()
+        finally:
+            self.done[index].set()
+        conn.close(linger=0.2)
+        return False
+
+    def wait_delivered(self, case: Case) -> None:
+        """Bytes still on their way when the next request starts could be taken for its
+        response by any HTTP/1.1 client: that race is not what this fuzz looks for."""
+        assert self.done[case.index].wait(CASE_BOUND), f"the server never finished {case}"
+
+
+def fuzz_server(cases: list[Case]) -> FuzzServer:
+    server = FuzzServer(cases)
+    server.start()
+    return server
+
+
+def open_fd_count() -> int:
+    gc.collect()
+    return len(os.listdir("/proc/self/fd"))
+
+
+def check_outcome(case: Case, outcome: object, elapsed: float) -> None:
+    assert elapsed < CASE_BOUND, f"took {elapsed:.2f}s: {case}"
+    if isinstance(outcome, BaseException):
+        assert isinstance(outcome, httpcore.HTTPCoreError), f"{outcome!r} escaped: {case}"
+
+
+def check_good(body: bytes, token: int, pool: typing.Any, case: Case) -> None:
+    assert body == b"good:%d" % token, f"the pool was poisoned by {case}: got {body!r}"
+    assert len(pool.connections) <= 2, f"{pool!r} after {case}"
+
+
+def test_fuzz_http11_sync() -> None:
+    cases = make_cases(SEED, CASES)
+    fds_before = open_fd_count()
+    server = fuzz_server(cases)
+    started = time.monotonic()
+    try:
+        with httpcore.ConnectionPool(timeout=TIMEOUT, max_connections=4) as pool:
+            for case in cases:
+                url = f"{server.url}/fuzz/{case.index}"
+                body = b"body" if case.method == "POST" else None
+                case_started = time.monotonic()
+                outcome: object
+                try:
+                    if case.read_limit is None:
+                        outcome = pool.request(case.method, url, body=body)
+                    else:
+                        with pool.stream(case.method, url, body=body) as r:
+                            received = 0
+                            for chunk in r.stream():
+                                received += len(chunk)
+                                if received >= case.read_limit:
+                                    break
+                        outcome = r
+                except Exception as exc:
+                    outcome = exc
+                check_outcome(case, outcome, time.monotonic() - case_started)
+                server.wait_delivered(case)
+                try:
+                    r = pool.request("GET", f"{server.url}/good/{case.index}")
+                except httpcore.HTTPCoreError as exc:
+                    raise AssertionError(f"the pool was poisoned by {case}: {exc!r}") from exc
+                check_good(r.body, case.index, pool, case)
+    finally:
+        server.stop()
+    assert time.monotonic() - started < 15.0
+    assert server.errors == []
+    assert open_fd_count() <= fds_before + 2
+
+
+async def test_fuzz_http11_async() -> None:
+    cases = make_cases(SEED + 1, CASES)
+    fds_before = open_fd_count()
+    server = fuzz_server(cases)
+    started = time.monotonic()
+    try:
+        async with httpcore.AsyncConnectionPool(timeout=TIMEOUT, max_connections=4) as pool:
+            for case in cases:
+                url = f"{server.url}/fuzz/{case.index}"
+                body = b"body" if case.method == "POST" else None
+                case_started = time.monotonic()
+                outcome: object
+                try:
+                    if case.read_limit is None:
+                        outcome = await pool.request(case.method, url, body=body)
+                    else:
+                        async with pool.stream(case.method, url, body=body) as r:
+                            received = 0
+                            async for chunk in r.stream():
+                                received += len(chunk)
+                                if received >= case.read_limit:
+                                    break
+                        outcome = r
+                except Exception as exc:
+                    outcome = exc
+                check_outcome(case, outcome, time.monotonic() - case_started)
+                server.wait_delivered(case)
+                await asyncio.sleep(0.002)  # a loop turn or two, to take in what arrived
+                try:
+                    r = await pool.request("GET", f"{server.url}/good/{case.index}")
+                except httpcore.HTTPCoreError as exc:
+                    raise AssertionError(f"the pool was poisoned by {case}: {exc!r}") from exc
+                check_good(r.body, case.index, pool, case)
+    finally:
+        server.stop()
+    for _ in range(3):  # closed transports release their sockets on the next loop turns
+        await asyncio.sleep(0.01)
+    assert time.monotonic() - started < 15.0
+    assert server.errors == []
+    assert open_fd_count() <= fds_before + 2
