@@ -12,8 +12,8 @@ Run it with::
 The pool is created at ASGI lifespan startup and closed at shutdown; a server running
 without lifespan events gets one lazily, on the first request. An upstream that cannot
 be reached or breaks the protocol gets the client a 502 (a 504 on a timeout) if the
-response has not started yet; once it has, the response is aborted. A client that goes
-away mid-transfer gets its upstream response closed, which frees the connection.
+response has not started yet; once it has, the response is aborted. When the client
+goes away, the upstream request or response is closed at once, freeing its connection.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import httpcore
 
-__all__ = ["DEFAULT_TIMEOUT", "HOP_BY_HOP", "ClientDisconnected", "GatewayServer", "app"]
+__all__ = ["DEFAULT_TIMEOUT", "HOP_BY_HOP", "ClientDisconnected", "ClientRequest", "GatewayServer", "app"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -126,9 +126,27 @@ class GatewayServer:
         return headers
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the exchange with the upstream until it ends or the client goes away
+        (ASGI servers may drop without a word what is sent after that), whichever is
+        first. A failure after the response started is raised: that is how an ASGI
+        application tells the server to abort the response."""
+        client = ClientRequest(receive)
+        exchange = asyncio.ensure_future(self.exchange(scope, client, send))
+        watch = asyncio.ensure_future(client.disconnected())
+        try:
+            await asyncio.wait((exchange, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exchange.cancel()  # a no-op when it has finished; otherwise the client is gone
+            watch.cancel()
+            await asyncio.gather(exchange, watch, return_exceptions=True)
+        if not exchange.cancelled():
+            exchange.result()
+
+    async def exchange(self, scope: Scope, client: ClientRequest, send: Send) -> None:
+        """Send the request upstream and stream the response back to the client."""
         url = self.upstream_url(scope)
         try:
-            body = await request_body(receive)
+            body = await client.body()
             response = await self.pool.request(
                 scope["method"], url, headers=self.upstream_headers(scope), body=body, stream=True
             )
@@ -141,50 +159,50 @@ class GatewayServer:
             await send_error(send, status, detail)
             return
         try:
-            await relay_response(response, receive, send)
+            await _send_response(response, send)
         finally:
             await response.aclose()  # a no-op unless the transfer stopped early
 
 
-async def request_body(receive: Receive) -> bytes | AsyncIterator[bytes]:
-    """The client's request body: bytes when it arrived in one message (so httpcore
-    can send it with a Content-Length), otherwise a stream of its messages."""
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        raise ClientDisconnected()
-    first: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return first
-    return _stream_body(first, receive)
+class ClientRequest:
+    """The client's side of one exchange, read from ASGI ``receive``: first the
+    request body, then, once that has been read, the disconnect."""
 
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._body_read = asyncio.Event()
 
-async def _stream_body(first: bytes, receive: Receive) -> AsyncIterator[bytes]:
-    yield first
-    while True:
-        message = await receive()
+    async def body(self) -> bytes | AsyncIterator[bytes]:
+        """Bytes when the body came in one message (so httpcore can send it with a
+        Content-Length), otherwise a stream of its messages."""
+        message = await self._receive()
         if message["type"] == "http.disconnect":
-            raise ClientDisconnected()  # aborts the upstream request, closing its connection
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
+            raise ClientDisconnected()
+        first: bytes = message.get("body", b"")
+        if message.get("more_body", False):
+            return self._stream(first)
+        self._body_read.set()
+        return first
 
+    async def _stream(self, first: bytes) -> AsyncIterator[bytes]:
+        try:
+            yield first
+            while True:
+                message = await self._receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected()  # aborts the upstream request and its connection
+                yield message.get("body", b"")
+                if not message.get("more_body", False):
+                    return
+        finally:
+            self._body_read.set()
 
-async def relay_response(response: httpcore.Response, receive: Receive, send: Send) -> None:
-    """Stream the upstream response to the client, stopping early if the client
-    disconnects (ASGI servers may drop what is sent after that without a word).
-
-    An upstream failure after the response started is raised: that is how an ASGI
-    application tells the server to abort the response."""
-    relay = asyncio.ensure_future(_send_response(response, send))
-    watch = asyncio.ensure_future(_wait_for_disconnect(receive))
-    try:
-        await asyncio.wait((relay, watch), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        relay.cancel()  # no-op when it has finished; otherwise the client is gone
-        watch.cancel()
-        await asyncio.gather(relay, watch, return_exceptions=True)
-    if not relay.cancelled():
-        relay.result()
+    async def disconnected(self) -> None:
+        """Return when the client has gone. It listens only after the body has been
+        read: until then the body stream is the one calling ``receive``."""
+        await self._body_read.wait()
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
 
 
 async def _send_response(response: httpcore.Response, send: Send) -> None:
@@ -193,11 +211,6 @@ async def _send_response(response: httpcore.Response, send: Send) -> None:
     async for chunk in response.stream():
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass  # request body the upstream answered without reading
 
 
 async def send_error(send: Send, status: int, detail: str) -> None:

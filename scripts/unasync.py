@@ -51,6 +51,7 @@ REPLACEMENTS = {
     "AsyncWaiter": "SyncWaiter",
     "AsyncioBackend": "SyncBackend",
     "asyncio_backend": "sync_backend",
+    "_async": "_sync",
     "aclose": "close",
     "aread": "read",
     "handle_async_request": "handle_request",

@@ -109,7 +109,12 @@ def _mutate(rng: random.Random, data: bytearray) -> None:
         data[head_end:head_end] = b"\r\nX-Huge: " + b"h" * rng.randrange(90_000, 200_000)
     elif kind == 11:  # noise before the response
         data[:0] = rng.choice(
-            [b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 199 Odd\r\n\r\n", b"\r\n", b"HTTP/1.1 101 Up\r\n\r\n"]
+            [
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                b"HTTP/1.1 199 Odd\r\n\r\n",
+                b"\r\n",
+                b"HTTP/1.1 101 Up\r\n\r\n",
+            ]
         )
 
 

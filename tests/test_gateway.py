@@ -22,7 +22,7 @@ import pytest
 
 import httpcore
 from examples import gateway as gateway_module
-from examples.gateway import GatewayServer, Message, Scope
+from examples.gateway import ClientRequest, GatewayServer, Message, Scope
 from tests.servers.app import pattern
 from tests.servers.asgi_server import UvicornServer
 from tests.servers.netutil import bind_listener, format_url
@@ -327,13 +327,36 @@ async def test_upstream_breaks_mid_body_aborts_the_response(raw_server: RawServe
     await gateway.aclose()
 
 
-async def test_late_request_body_is_drained() -> None:
-    """A body message arriving while the response streams (the upstream answered
-    before reading it all) is skipped while waiting for a disconnect."""
-    response = httpcore.Response(200, content=b"done")
-    client = Client({"type": "http.request", "body": b"late", "more_body": False})
-    await gateway_module.relay_response(response, client.receive, client.send)
-    assert client.types() == ["http.response.start", "http.response.body", "http.response.body"]
+async def test_client_leaves_while_the_upstream_thinks(raw_server: RawServerFactory) -> None:
+    upstream_saw_close = threading.Event()
+
+    def silent(conn: RawConnection) -> None:
+        conn.read_request()
+        if conn.recv(timeout=5) == b"":  # never answer: wait for the gateway to hang up
+            upstream_saw_close.set()
+
+    gateway = GatewayServer(raw_server(silent).url)
+    client = Client()
+    asyncio.get_running_loop().call_later(0.1, client.leave)
+    await asyncio.wait_for(gateway(http_scope("/"), client.receive, client.send), 5)
+    assert client.sent == []
+    assert gateway.pool.connections == []
+    assert await asyncio.to_thread(upstream_saw_close.wait, 5)
+    await gateway.aclose()
+
+
+async def test_disconnect_watch_skips_late_body_messages() -> None:
+    """Body messages still arriving after the upstream answered (without reading them
+    all) are skipped while waiting for the disconnect."""
+    client = Client(
+        {"type": "http.request", "body": b"", "more_body": False},
+        {"type": "http.request", "body": b"late", "more_body": False},
+    )
+    request = ClientRequest(client.receive)
+    assert await request.body() == b""
+    client.leave()
+    await asyncio.wait_for(request.disconnected(), 5)
+    assert client.messages == []
 
 
 # -- configuration -------------------------------------------------------------------

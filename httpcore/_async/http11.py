@@ -151,14 +151,13 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 extra.append((b"Content-Length", b"%d" % len(content)))
         elif not seen & 6:
             extra.append((b"Transfer-Encoding", b"chunked"))
-        # The models validated method, target and headers already: ``_parsed`` tells
-        # h11 not to run its regular expressions over them a second time.
+        # h11 validates the head again even though the models did: a request's header
+        # list can be changed after it was built, and nothing unchecked may reach the wire.
         head = h.send(
             h11.Request(
                 method=request.method,
                 target=request.url.target,
                 headers=extra + headers if extra else headers,
-                _parsed=True,
             )
         )
         assert head is not None

@@ -69,6 +69,9 @@ MAX_FRAME_SIZE = 65536
 MAX_HEADER_LIST_SIZE = 100 * 1024
 # How long closing may wait to hand the server a GOAWAY.
 CLOSE_TIMEOUT = 1.0
+# An idle connection that turned readable has its data already: this only bounds the
+# rare read that finds a TLS record but no application data in it.
+CATCH_UP_TIMEOUT = 0.05
 
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 # Never sent on HTTP/2 (RFC 9113 section 8.2.2); Host becomes :authority.
@@ -182,6 +185,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         write_timeout = timeouts.get("write")
         trace = extensions.get("trace")
         headers, content, end_stream = self._request_headers(request)
+        if not self._streams and self._started and self._stream.is_readable():
+            await self._catch_up(write_timeout)
         stream = _Stream(write_timeout)
         if trace is not None:
             await trace("http2.send_request_headers.started", {"request": request})
@@ -600,6 +605,23 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 self._reading = False
                 self._wake_reader()
 
+    async def _catch_up(self, write_timeout: float | None) -> None:
+        """Idle, yet the server sent something: read it before opening a stream. Mostly
+        frames that were in flight when the last stream ended; a GOAWAY or a close makes
+        the new request go elsewhere, unsent."""
+        with self._lock:
+            if self._reading:  # pragma: no cover - a stream opened meanwhile reads it
+                return
+            self._reading = True
+        try:
+            await self._receive(CATCH_UP_TIMEOUT, write_timeout)
+        except ReadTimeout:
+            pass
+        finally:
+            with self._lock:
+                self._reading = False
+                self._wake_reader()
+
     def _wake_reader(self) -> None:
         """Under the lock, with nobody reading: wake one parked stream to read."""
         if self._parked:
@@ -624,12 +646,22 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         with self._lock:
             if self._error is not None:
                 return
+            h = self._h2
             try:
-                events = self._h2.receive_data(data)
+                events = h.receive_data(data)
             except h2.exceptions.ProtocolError as exc:
                 error: Exception | None = RemoteProtocolError(f"The server broke the HTTP/2 protocol: {exc}")
             else:
                 error = self._dispatch(events)
+                # h2 checks a frame's size only once all of it has arrived: a server that
+                # is not speaking HTTP/2 would have us buffer up to 16 MiB of garbage.
+                pending = h.incoming_buffer._data
+                if len(pending) >= 9 and int.from_bytes(pending[:3], "big") > h.max_inbound_frame_size:
+                    if pending.startswith(b"HTTP/"):
+                        reason = "the server answered in HTTP/1.x, not HTTP/2"
+                    else:
+                        reason = "a frame is larger than the size we allow"
+                    error = RemoteProtocolError(f"The server broke the HTTP/2 protocol: {reason}")
             self._dirty = True
         if error is not None:
             try:
@@ -774,10 +806,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             return True
         if self._streams:
             return False
-        if self._expire_at is not None and time.monotonic() > self._expire_at:
-            return True
-        # Idle, yet the server sent something: most likely a GOAWAY or a close.
-        return self._stream.is_readable()
+        # Whatever an idle connection received is read before its next stream opens.
+        return self._expire_at is not None and time.monotonic() > self._expire_at
 
     def is_closed(self) -> bool:
         return self._closed or self._error is not None or (self._goaway is not None and not self._streams)

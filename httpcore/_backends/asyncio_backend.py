@@ -31,13 +31,11 @@ from .base import AsyncNetworkBackend, AsyncNetworkStream, SocketOption
 
 __all__ = ["AsyncioBackend", "AsyncioStream"]
 
+_READ_TIMEOUT = (ReadTimeout, "Timed out waiting for the server to send data")
+_WRITE_TIMEOUT = (WriteTimeout, "Timed out waiting for the server to accept data")
+
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
-
-
-def _expire(future: asyncio.Future[None], exc_class: type[Exception]) -> None:
-    if not future.done():
-        future.set_exception(exc_class())
 
 
 class _StreamProtocol(asyncio.Protocol):
@@ -54,6 +52,14 @@ class _StreamProtocol(asyncio.Protocol):
         self.writer: asyncio.Future[None] | None = None
         self.write_paused = False
         self.read_paused = False
+        # Deadlines of the waiting reader and writer, and one timer for the earliest.
+        # A wait with a later deadline than the armed timer leaves the timer alone; when
+        # it fires it re-arms for whatever deadline is current. So steady traffic with
+        # a 5 s timeout schedules about one timer per 5 s, not one per read.
+        self.reader_deadline: float | None = None
+        self.writer_deadline: float | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = typing.cast(asyncio.Transport, transport)
@@ -78,6 +84,7 @@ class _StreamProtocol(asyncio.Protocol):
         if exc is not None and self.error is None:
             self.error = exc
         self._wake_all()
+        self.cancel_timer()
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -87,6 +94,39 @@ class _StreamProtocol(asyncio.Protocol):
         writer = self.writer
         if writer is not None and not writer.done():
             writer.set_result(None)
+
+    def arm(self, deadline: float) -> None:
+        """Make sure the timer fires no later than ``deadline``."""
+        timer = self.timer
+        if timer is None or deadline < self.timer_at:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.loop.call_at(deadline, self._on_timer)
+            self.timer_at = deadline
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        # The loop may run a timer up to its clock resolution early.
+        now = self.loop.time() + 0.001
+        pending = None
+        for deadline, waiter, error in (
+            (self.reader_deadline, self.reader, _READ_TIMEOUT),
+            (self.writer_deadline, self.writer, _WRITE_TIMEOUT),
+        ):
+            if deadline is None or waiter is None:
+                continue
+            if deadline <= now:
+                if not waiter.done():
+                    waiter.set_exception(error[0](error[1]))
+            elif pending is None or deadline < pending:
+                pending = deadline
+        if pending is not None:
+            self.arm(pending)
 
     def _wake_all(self) -> None:
         for waiter in (self.reader, self.writer):
@@ -111,7 +151,7 @@ class AsyncioStream(AsyncNetworkStream):
                 if self._closed:
                     raise ReadError("The connection is closed")
                 return b""
-            await self._wait("reader", timeout, ReadTimeout)
+            await self._wait_readable(timeout)
             if not protocol.chunks:
                 if protocol.error is not None:
                     raise ReadError(str(protocol.error) or repr(protocol.error))
@@ -137,32 +177,47 @@ class AsyncioStream(AsyncNetworkStream):
         except (OSError, RuntimeError) as exc:
             raise WriteError(str(exc)) from exc
         if protocol.write_paused:
-            await self._wait("writer", timeout, WriteTimeout)
+            await self._wait_writable(timeout)
             if protocol.error is not None or self._transport.is_closing():
                 raise WriteError(str(protocol.error or "The connection was closed while writing"))
 
-    async def _wait(self, slot: str, timeout: float | None, exc_class: type[Exception]) -> None:
+    async def _wait_readable(self, timeout: float | None) -> None:
         protocol = self._protocol
-        loop = protocol.loop
-        future: asyncio.Future[None] = loop.create_future()
-        setattr(protocol, slot, future)
-        handle = None if timeout is None else loop.call_later(timeout, _expire, future, exc_class)
+        future: asyncio.Future[None] = protocol.loop.create_future()
+        protocol.reader = future
+        if timeout is not None:
+            protocol.reader_deadline = deadline = protocol.loop.time() + timeout
+            protocol.arm(deadline)
         try:
             await future
         finally:
-            setattr(protocol, slot, None)
-            if handle is not None:
-                handle.cancel()
+            protocol.reader = None
+            protocol.reader_deadline = None
+
+    async def _wait_writable(self, timeout: float | None) -> None:
+        protocol = self._protocol
+        future: asyncio.Future[None] = protocol.loop.create_future()
+        protocol.writer = future
+        if timeout is not None:
+            protocol.writer_deadline = deadline = protocol.loop.time() + timeout
+            protocol.arm(deadline)
+        try:
+            await future
+        finally:
+            protocol.writer = None
+            protocol.writer_deadline = None
 
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
             self._transport.close()
+            self._protocol.cancel_timer()
 
     def abort(self) -> None:
         """Drop the connection at once, without a TLS close_notify."""
         self._closed = True
         self._transport.abort()
+        self._protocol.cancel_timer()
 
     async def start_tls(
         self,

@@ -82,7 +82,9 @@ async def attempt(pool: httpcore.AsyncConnectionPool, url: str) -> httpcore.Resp
         return exc
 
 
-async def check_healthy(pool: httpcore.AsyncConnectionPool, server: RawServer, max_connections: int = 1) -> None:
+async def check_healthy(
+    pool: httpcore.AsyncConnectionPool, server: RawServer, max_connections: int = 1
+) -> None:
     """No connection the pool holds is closed, and a good request gets its own response."""
     connections = pool.connections
     assert len(connections) <= max_connections, connections
@@ -215,9 +217,8 @@ async def test_content_length_with_transfer_encoding(raw_server: RawServerFactor
     # RFC 9112 6.3: Transfer-Encoding overrides Content-Length, but such a message may be a
     # response-splitting attempt: either refuse it, or frame it by the chunks and never
     # reuse the connection (bytes the other framing would read must not become a response).
-    data = (
-        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
-        + chunked(b"chunked body")
+    data = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(
+        b"chunked body"
     )
     srv = raw_server(good_or(send_and_keep(data)))
     async with httpcore.AsyncConnectionPool(timeout=TIMEOUT) as pool:

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 import h2.config
 import h2.connection
 import h2.events
-import h2.settings
 from h2.errors import ErrorCodes
 
 from .raw import Handler, RawConnection
@@ -40,6 +39,7 @@ class H2Request:
     stream_id: int
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     body: bytearray = field(default_factory=bytearray)
+    frame_sizes: list[int] = field(default_factory=list)
     complete: bool = False
     reset: bool = False
 
@@ -66,8 +66,7 @@ class H2Peer:
         self.conn = conn
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
         self.h2 = h2.connection.H2Connection(config=config)
-        if settings:
-            self.h2.local_settings = h2.settings.Settings(client=False, initial_values=settings)  # type: ignore[arg-type]
+        self.settings = settings
         self.auto_window = auto_window  # credit received DATA back at once
         self.requests: dict[int, H2Request] = {}
         self.events: list[h2.events.Event] = []
@@ -77,6 +76,9 @@ class H2Peer:
 
     def start(self) -> None:
         self.h2.initiate_connection()
+        if self.settings:
+            # In force once the client acknowledges them, as RFC 9113 has it.
+            self.h2.update_settings(self.settings)  # type: ignore[arg-type]
         self.flush()
 
     def flush(self) -> None:
@@ -107,6 +109,7 @@ class H2Peer:
         elif isinstance(event, h2.events.DataReceived):
             request = self.requests.setdefault(event.stream_id, H2Request(event.stream_id))
             request.body += event.data
+            request.frame_sizes.append(len(event.data))
             if self.auto_window and event.flow_controlled_length:
                 self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
@@ -131,6 +134,23 @@ class H2Peer:
         """Wait until ``count`` requests are complete; returns the complete ones."""
         self.wait(lambda: len(self.complete()) >= count, timeout)
         return self.complete()
+
+    def wait_stream(self, stream_id: int, timeout: float = 5.0) -> H2Request:
+        """Wait until the request on ``stream_id`` is complete (or reset) and return it."""
+
+        def done() -> bool:
+            request = self.requests.get(stream_id)
+            return request is not None and (request.complete or request.reset)
+
+        if not self.wait(done, timeout):
+            raise TimeoutError(f"h2raw: stream {stream_id} did not complete")
+        return self.requests[stream_id]
+
+    def wait_headers(self, stream_id: int, timeout: float = 5.0) -> H2Request:
+        """Wait until the headers of ``stream_id`` arrived and return its request."""
+        if not self.wait(lambda: stream_id in self.requests, timeout):
+            raise TimeoutError(f"h2raw: no headers on stream {stream_id}")
+        return self.requests[stream_id]
 
     def complete(self) -> list[H2Request]:
         return [r for r in self.requests.values() if r.complete and not r.reset]

@@ -1,0 +1,615 @@
+"""HTTP/2: ALPN and prior knowledge, streaming both ways, flow control, cancellation,
+GOAWAY, resets, SETTINGS changes and broken servers.
+
+Well-behaved peers are hypercorn (``h2_server`` over TLS with ALPN, ``h2c_server`` with
+prior knowledge); faults come from the scriptable h2 peer in ``tests/servers/h2raw.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import ssl
+import sys
+import typing
+from collections.abc import AsyncIterator
+
+import pytest
+from h2.errors import ErrorCodes
+from h2.settings import SettingCodes
+
+import httpcore
+from httpcore._async import http2
+from httpcore._exceptions import ConnectionNotAvailable
+from tests.servers.app import pattern
+from tests.servers.asgi_server import HypercornServer, UvicornServer
+from tests.servers.h2raw import H2Peer, h2_handler
+from tests.servers.raw import RawServerFactory, per_connection
+
+TIMEOUT = httpcore.Timeout(5.0)
+MiB = 1024 * 1024
+
+
+def only_connection(pool: httpcore.AsyncConnectionPool) -> typing.Any:
+    """The HTTP/2 connection inside the pool's single connection."""
+    [connection] = pool.connections
+    return typing.cast(typing.Any, connection)._connection
+
+
+def serve(peer: H2Peer) -> None:
+    peer.serve_forever()
+
+
+async def pattern_chunks(count: int, size: int) -> AsyncIterator[bytes]:
+    for index in range(count):
+        yield pattern(size, index * size)
+
+
+# -- protocol selection -----------------------------------------------------------
+
+
+async def test_alpn_selects_http2(h2_server: HypercornServer, client_ssl_context: ssl.SSLContext) -> None:
+    async with httpcore.AsyncConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
+        r = await pool.request("GET", h2_server.url + "/")
+        assert r.status_code == 200
+        assert r.body == b"Hello, world!"
+        assert r.http_version == b"HTTP/2"
+        assert r.reason_phrase == b""
+        assert r.extensions["stream_id"] == 1
+        assert r.extensions["network_stream"] is not None
+        assert all(type(name) is bytes and type(value) is bytes for name, value in r.headers)
+        assert (b"content-type", b"text/plain") in r.headers
+        r = await pool.request("GET", h2_server.url + "/")
+        assert r.extensions["stream_id"] == 3
+        connection = only_connection(pool)
+        assert isinstance(connection, http2.AsyncHTTP2Connection)
+        assert "IDLE" in repr(connection)
+
+
+async def test_alpn_falls_back_to_http11(
+    tls_server: UvicornServer, client_ssl_context: ssl.SSLContext
+) -> None:
+    async with httpcore.AsyncConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
+        r = await pool.request("GET", tls_server.url + "/")
+        assert r.http_version == b"HTTP/1.1"
+        assert r.body == b"Hello, world!"
+
+
+async def test_http2_only_over_tls(h2_server: HypercornServer, client_ssl_context: ssl.SSLContext) -> None:
+    async with httpcore.AsyncConnectionPool(ssl_context=client_ssl_context, http1=False, http2=True) as pool:
+        r = await pool.request("GET", h2_server.url + "/")
+        assert r.http_version == b"HTTP/2"
+
+
+async def test_prior_knowledge_over_plain_tcp(h2c_server: HypercornServer) -> None:
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        r = await pool.request("GET", h2c_server.url + "/echo_headers")
+        assert r.http_version == b"HTTP/2"
+        assert json.loads(r.body)["http_version"] == "2"
+
+
+async def test_prior_knowledge_to_http11_server(server: UvicornServer) -> None:
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        with pytest.raises(httpcore.RemoteProtocolError, match="HTTP/1"):
+            await pool.request("GET", server.url + "/")
+
+
+async def test_http2_without_h2_installed(
+    monkeypatch: pytest.MonkeyPatch, h2c_server: HypercornServer
+) -> None:
+    monkeypatch.setitem(sys.modules, "h2", None)
+    with pytest.raises(httpcore.UnsupportedProtocol, match="pip install"):
+        httpcore.AsyncConnectionPool(http2=True)
+    async with httpcore.AsyncConnectionPool() as pool:
+        r = await pool.request("GET", h2c_server.url + "/")
+        assert r.http_version == b"HTTP/1.1"
+
+
+async def test_protocol_module_missing_at_connect(
+    monkeypatch: pytest.MonkeyPatch, h2c_server: HypercornServer
+) -> None:
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        monkeypatch.setitem(sys.modules, http2.__name__, None)
+        with pytest.raises(httpcore.UnsupportedProtocol, match="h2"):
+            await pool.request("GET", h2c_server.url + "/")
+
+
+# -- requests and responses -------------------------------------------------------
+
+
+async def test_request_headers(h2c_server: HypercornServer) -> None:
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        r = await pool.request(
+            "GET",
+            h2c_server.url + "/echo_headers?x=1",
+            headers=[
+                (b"Host", b"example.org"),
+                (b"X-Mixed-Case", b"Value"),
+                (b"Connection", b"keep-alive"),
+                (b"Keep-Alive", b"timeout=5"),
+                (b"Transfer-Encoding", b"chunked"),
+                (b"Upgrade", b"h2c"),
+                (b"Proxy-Connection", b"close"),
+                (b"TE", b"gzip"),
+            ],
+        )
+        echoed = json.loads(r.body)
+        headers = dict(echoed["headers"])
+        assert headers["host"] == "example.org"
+        assert headers["x-mixed-case"] == "Value"
+        for name in ("connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te"):
+            assert name not in headers
+        assert echoed["query_string"] == "x=1"
+        r = await pool.request("GET", h2c_server.url + "/echo_headers", headers=[(b"te", b"trailers")])
+        headers = dict(json.loads(r.body)["headers"])
+        port = h2c_server.url.rsplit(":", 1)[1]
+        assert headers["host"] == f"127.0.0.1:{port}"
+        assert headers["te"] == "trailers"
+
+
+async def test_response_headers_and_statuses(h2c_server: HypercornServer) -> None:
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        r = await pool.request("GET", h2c_server.url + "/headers_out?X-One=1&x-two=2&x-two=3")
+        assert [(k, v) for k, v in r.headers if k.startswith(b"x-")] == [
+            (b"x-one", b"1"),
+            (b"x-two", b"2"),
+            (b"x-two", b"3"),
+        ]
+        for code in (204, 304, 404, 500):
+            r = await pool.request("GET", h2c_server.url + f"/status/{code}")
+            assert r.status_code == code
+        r = await pool.request("HEAD", h2c_server.url + "/")
+        assert r.status_code == 200
+        assert r.body == b""
+
+
+async def test_request_bodies(h2c_server: HypercornServer) -> None:
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        r = await pool.request("POST", h2c_server.url + "/echo_body", body=b"hello")
+        assert r.body == b"hello"
+        r = await pool.request("POST", h2c_server.url + "/echo_body", body=b"")
+        assert r.body == b""
+        big = pattern(300_000)
+        r = await pool.request("PUT", h2c_server.url + "/echo_body", body=big)
+        assert r.body == big
+        r = await pool.request("POST", h2c_server.url + "/echo_body", body=pattern_chunks(5, 1000))
+        assert r.body == pattern(5000)
+        r = await pool.request(
+            "POST",
+            h2c_server.url + "/echo_body",
+            headers=[(b"content-length", b"4")],
+            body=pattern_chunks(2, 2),
+        )
+        assert r.body == pattern(4)
+        r = await pool.request("DELETE", h2c_server.url + "/echo_headers", body=b"")
+        assert "content-length" not in dict(json.loads(r.body)["headers"])
+        only_connection(pool)  # all on one connection
+
+
+async def test_body_chunk_type_checked(h2c_server: HypercornServer) -> None:
+    async def bad_body() -> AsyncIterator[typing.Any]:
+        yield "text"
+
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        with pytest.raises(TypeError):
+            await pool.request("POST", h2c_server.url + "/echo_body", body=bad_body())
+        r = await pool.request("GET", h2c_server.url + "/")
+        assert r.status_code == 200
+
+
+async def test_large_download_streams_with_bounded_buffer(h2c_server: HypercornServer) -> None:
+    size = 64 * MiB
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        async with pool.stream("GET", h2c_server.url + f"/stream?size={size}&chunk=262144") as r:
+            assert r.status_code == 200
+            stream = r.stream()
+            received = len(await stream.__anext__())
+            await httpcore.AsyncioBackend().sleep(0.2)  # a slow reader: the server must wait for us
+            state = stream._stream._stream
+            assert sum(len(chunk) for chunk, _ in state.chunks) <= http2.STREAM_WINDOW
+            digest = hashlib.sha256(pattern(received))
+            async for chunk in stream:
+                assert len(chunk) <= http2.STREAM_WINDOW
+                digest.update(chunk)
+                received += len(chunk)
+        assert received == size
+        expected = hashlib.sha256()
+        for offset in range(0, size, MiB):
+            expected.update(pattern(MiB, offset))
+        assert digest.hexdigest() == expected.hexdigest()
+
+
+async def test_large_upload(h2c_server: HypercornServer) -> None:
+    count = 64
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        r = await pool.request("POST", h2c_server.url + "/upload", body=pattern_chunks(count, MiB))
+        result = json.loads(r.body)
+        expected = hashlib.sha256()
+        for index in range(count):
+            expected.update(pattern(MiB, index * MiB))
+        assert result["length"] == count * MiB
+        assert result["sha256"] == expected.hexdigest()
+        # A later request reuses the connection: nothing was left unread.
+        r = await pool.request("GET", h2c_server.url + "/")
+        assert r.status_code == 200
+        only_connection(pool)
+
+
+async def test_streaming_response_and_early_close(h2c_server: HypercornServer) -> None:
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        async with pool.stream("GET", h2c_server.url + "/stream?size=100000&chunk=1000") as r:
+            body = b"".join([chunk async for chunk in r.stream()])
+        assert body == pattern(100000)
+        for _ in range(1000):
+            async with pool.stream("GET", h2c_server.url + f"/stream?size={4 * MiB}") as r:
+                await r.stream().__anext__()
+        connection = only_connection(pool)
+        assert connection._streams == {}
+        assert connection._h2.open_outbound_streams == 0
+        r = await pool.request("GET", h2c_server.url + f"/fixed?size={4 * MiB}")
+        assert len(r.body) == 4 * MiB
+        assert only_connection(pool) is connection
+
+
+async def test_read_response_twice_and_after_end(h2c_server: HypercornServer) -> None:
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        r = await pool.request("GET", h2c_server.url + "/", stream=True)
+        stream = r.stream()
+        assert await r.aread() == b"Hello, world!"
+        with pytest.raises(StopAsyncIteration):
+            await stream.__anext__()
+        await r.aclose()
+
+
+async def test_read_timeout_fails_only_its_stream(h2c_server: HypercornServer) -> None:
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        await pool.request("GET", h2c_server.url + "/")
+        connection = only_connection(pool)
+        with pytest.raises(httpcore.ReadTimeout):
+            await pool.request("GET", h2c_server.url + "/slow_headers?delay=1", timeout=0.1)
+        async with pool.stream("GET", h2c_server.url + "/slow_body?delay=1", timeout=0.1) as r:
+            with pytest.raises(httpcore.ReadTimeout):
+                await r.aread()
+        r = await pool.request("GET", h2c_server.url + "/")
+        assert r.status_code == 200
+        assert only_connection(pool) is connection
+
+
+async def test_keepalive_expiry(h2c_server: HypercornServer) -> None:
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True, keepalive_expiry=0.05) as pool:
+        await pool.request("GET", h2c_server.url + "/")
+        first = only_connection(pool)
+        assert not first.has_expired()
+        await httpcore.AsyncioBackend().sleep(0.1)
+        assert first.has_expired()
+        await pool.request("GET", h2c_server.url + "/")
+        assert only_connection(pool) is not first
+        assert first.is_closed()
+
+
+async def test_trace_events(h2c_server: HypercornServer) -> None:
+    events: list[str] = []
+
+    async def trace(name: str, info: dict[str, typing.Any]) -> None:
+        events.append(name)
+
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        await pool.request(
+            "POST", h2c_server.url + "/echo_body", body=pattern(200_000), extensions={"trace": trace}
+        )
+    assert events == [
+        "connection.connect_tcp.started",
+        "connection.connect_tcp.complete",
+        "http2.send_request_headers.started",
+        "http2.send_request_headers.complete",
+        "http2.send_request_body.started",
+        "http2.send_request_body.complete",
+        "http2.receive_response_headers.started",
+        "http2.receive_response_headers.complete",
+        "http2.response_closed.complete",
+    ]
+
+
+async def test_direct_connection_use(h2c_server: HypercornServer) -> None:
+    origin = httpcore.URL(h2c_server.url).origin
+    connection = httpcore.AsyncHTTPConnection(origin, http1=False, http2=True)
+    r = await connection.handle_async_request(httpcore.Request("GET", h2c_server.url + "/"))
+    assert await r.aread() == b"Hello, world!"
+    assert connection.capacity() == 100
+    assert not connection.is_closed()
+    await connection.aclose()
+    assert connection.is_closed()
+    assert connection.capacity() == 0
+    with pytest.raises(ConnectionNotAvailable):
+        await connection.handle_async_request(httpcore.Request("GET", h2c_server.url + "/"))
+
+
+# -- faults, from a scripted HTTP/2 peer ---------------------------------------------
+
+
+def pool_for(**kwargs: typing.Any) -> httpcore.AsyncConnectionPool:
+    return httpcore.AsyncConnectionPool(http1=False, http2=True, timeout=TIMEOUT, **kwargs)
+
+
+async def test_goaway_mid_flight(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"first-", end=False)
+        peer.wait_headers(3)
+        peer.goaway(last_stream_id=1)
+        peer.send_body(1, b"part")
+        peer.wait_closed()
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    async with pool_for() as pool:
+        async with pool.stream("GET", srv.url + "/a") as first:
+            connection = only_connection(pool)
+            assert connection.capacity() == 100
+            r = await pool.request("GET", srv.url + "/b")  # refused by the GOAWAY: retried
+            assert r.body == b"ok:/b"
+            assert connection.capacity() == 0
+            assert connection.has_expired()
+            assert not connection.is_closed()  # the first response is still coming
+            assert await first.aread() == b"first-part"
+        assert connection.is_closed()
+        r = await pool.request("GET", srv.url + "/c")
+        assert r.body == b"ok:/c"
+    assert srv.connections_accepted == 2
+
+
+async def test_goaway_on_idle_connection_is_noticed(
+    raw_server: RawServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"one")
+        peer.conn.sleep(0.2)  # after the client's next request has gone out
+        peer.goaway(last_stream_id=1)
+        peer.wait_closed()
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    async with pool_for() as pool:
+        assert (await pool.request("GET", srv.url + "/1")).body == b"one"
+        connection = only_connection(pool)
+        # Pretend the GOAWAY is still in flight when the pool checks the connection.
+        monkeypatch.setattr(type(connection), "has_expired", lambda self: False)
+        r = await pool.request("POST", srv.url + "/2", body=b"x")
+        assert r.body == b"ok:/2"
+    assert srv.connections_accepted == 2
+
+
+async def test_goaway_with_error_fails_streams(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.goaway(last_stream_id=1, error_code=ErrorCodes.ENHANCE_YOUR_CALM)
+        peer.wait_closed()
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    async with pool_for() as pool:
+        with pytest.raises(httpcore.RemoteProtocolError, match="ENHANCE_YOUR_CALM"):
+            await pool.request("GET", srv.url + "/")
+        assert pool.connections == []
+        assert (await pool.request("GET", srv.url + "/again")).body == b"ok:/again"
+
+
+async def test_server_reset_fails_only_its_stream(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.reset(1, ErrorCodes.INTERNAL_ERROR)
+        peer.wait_stream(3)
+        peer.respond(3, body=b"head", end=False)
+        peer.wait_stream(5)
+        peer.respond(5, body=b"fine")
+        peer.reset(3, ErrorCodes.CANCEL)
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script))
+    async with pool_for() as pool:
+        with pytest.raises(httpcore.RemoteProtocolError, match="INTERNAL_ERROR"):
+            await pool.request("GET", srv.url + "/reset")
+        async with pool.stream("GET", srv.url + "/partial") as partial:
+            assert (await pool.request("GET", srv.url + "/ok")).body == b"fine"
+            with pytest.raises(httpcore.RemoteProtocolError, match="CANCEL"):
+                await partial.aread()
+    assert srv.connections_accepted == 1
+
+
+async def test_settings_changes_mid_connection(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.update_settings(
+            {
+                SettingCodes.MAX_CONCURRENT_STREAMS: 1,
+                SettingCodes.INITIAL_WINDOW_SIZE: 1000,
+                SettingCodes.MAX_FRAME_SIZE: 32768,
+            }
+        )
+        peer.respond(1, body=b"one")
+        request = peer.wait_stream(3)
+        peer.respond(3, body=b"%d %d" % (len(request.body), max(request.frame_sizes)))
+        peer.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+        request = peer.wait_stream(5)
+        peer.respond(5, body=b"%d %d" % (len(request.body), max(request.frame_sizes)))
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script))
+    async with pool_for() as pool:
+        assert (await pool.request("GET", srv.url + "/1")).body == b"one"
+        connection = only_connection(pool)
+        assert connection.capacity() == 1
+        r = await pool.request("POST", srv.url + "/2", body=pattern(50_000))
+        assert r.body == b"50000 1000"  # cut to the 1000-byte stream window
+        r = await pool.request("POST", srv.url + "/3", body=pattern(200_000))
+        assert r.body == b"200000 32768"  # then to the larger frame size
+    assert srv.connections_accepted == 1
+
+
+async def test_stalled_window_times_out_and_reads_lazily(raw_server: RawServerFactory) -> None:
+    pulled = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        for _ in range(100):
+            pulled += 1
+            yield b"x" * 1000
+
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"before")
+        peer.wait(lambda: peer.requests.get(3) is not None and peer.requests[3].reset)
+        peer.wait_stream(5)
+        peer.respond(5, body=b"after")
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script, settings={SettingCodes.INITIAL_WINDOW_SIZE: 1500}, auto_window=False))
+    async with pool_for() as pool:
+        assert (await pool.request("GET", srv.url + "/first")).body == b"before"  # settings now known
+        with pytest.raises(httpcore.WriteTimeout):
+            await pool.request("POST", srv.url + "/", body=body(), timeout=httpcore.Timeout(5.0, write=0.2))
+        assert pulled <= 3
+        assert (await pool.request("GET", srv.url + "/next")).body == b"after"
+    assert srv.connections_accepted == 1
+
+
+async def test_early_response_stops_upload(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_headers(1)
+        peer.respond(1, 413, body=b"too big")
+        peer.reset(1, ErrorCodes.NO_ERROR)
+        peer.wait_stream(3)
+        peer.respond(3, body=b"next")
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script, settings={SettingCodes.INITIAL_WINDOW_SIZE: 1000}, auto_window=False))
+    async with pool_for() as pool:
+        r = await pool.request("POST", srv.url + "/", body=pattern(100_000))
+        assert r.status_code == 413
+        assert r.body == b"too big"
+        assert (await pool.request("GET", srv.url + "/")).body == b"next"
+
+
+async def test_response_ended_while_upload_blocked(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_headers(1)
+        peer.respond(1, 200, body=b"done early")
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script, settings={SettingCodes.INITIAL_WINDOW_SIZE: 1000}, auto_window=False))
+    async with pool_for() as pool:
+        r = await pool.request("POST", srv.url + "/", body=pattern_chunks(100, 1000))
+        assert r.body == b"done early"
+
+
+async def test_informational_trailers_and_ping(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.h2.ping(b"12345678")
+        peer.h2.send_headers(1, [(b":status", b"103"), (b"link", b"</style.css>")])
+        peer.h2.send_headers(1, [(b":status", b"200"), (b"x-a", b"1")])
+        peer.h2.send_data(1, b"body")
+        peer.h2.send_headers(1, [(b"x-trailer", b"yes")], end_stream=True)
+        peer.flush()
+        peer.wait(lambda: any(type(e).__name__ == "PingAckReceived" for e in peer.events))
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script))
+    async with pool_for() as pool:
+        r = await pool.request("GET", srv.url + "/")
+        assert r.status_code == 200
+        assert r.headers == [(b"x-a", b"1")]
+        assert r.body == b"body"
+
+
+async def test_invalid_status_is_protocol_error(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.h2.send_headers(1, [(b":status", b"2xx")], end_stream=True)
+        peer.flush()
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script))
+    async with pool_for() as pool:
+        with pytest.raises(httpcore.RemoteProtocolError):
+            await pool.request("GET", srv.url + "/")
+
+
+GARBAGE = {
+    "text": b"this is not HTTP/2 at all\r\n\r\n",
+    "data-on-stream-0": b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x",
+    "short-settings": b"\x00\x00\x05\x04\x00\x00\x00\x00\x00abcde",
+    "headers-on-even-stream": b"\x00\x00\x01\x01\x05\x00\x00\x00\x02\x88",
+}
+
+
+@pytest.mark.parametrize("garbage", list(GARBAGE.values()), ids=list(GARBAGE))
+async def test_garbage_frames(raw_server: RawServerFactory, garbage: bytes) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.send_raw(garbage)
+        peer.wait_closed()
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    async with pool_for() as pool:
+        with pytest.raises(httpcore.RemoteProtocolError, match="HTTP/2 protocol"):
+            await pool.request("GET", srv.url + "/")
+        assert pool.connections == []
+        assert (await pool.request("GET", srv.url + "/x")).body == b"ok:/x"
+
+
+async def test_abrupt_close(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"partial", end=False)
+        peer.wait_stream(3)
+        peer.conn.reset()
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    async with pool_for() as pool:
+        async with pool.stream("GET", srv.url + "/a") as first:
+            with pytest.raises(httpcore.RemoteProtocolError):
+                await pool.request("POST", srv.url + "/b", body=b"x")
+            with pytest.raises(httpcore.RemoteProtocolError):
+                await first.aread()
+        assert (await pool.request("GET", srv.url + "/c")).body == b"ok:/c"
+
+
+async def test_server_closed_idle_connection(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"one")
+        peer.conn.close(linger=0.0)
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    async with pool_for() as pool:
+        assert (await pool.request("GET", srv.url + "/1")).body == b"one"
+        srv.wait_for_connections(1)
+        await httpcore.AsyncioBackend().sleep(0.1)
+        assert (await pool.request("POST", srv.url + "/2", body=b"x")).body == b"ok:/2"
+    assert srv.connections_accepted == 2
+
+
+async def test_stale_connection_retried_only_when_idempotent(
+    raw_server: RawServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"one")
+        peer.conn.close(linger=0.0)
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(script), h2_handler(serve)))
+    async with pool_for() as pool:
+        assert (await pool.request("GET", srv.url + "/1")).body == b"one"
+        monkeypatch.setattr(http2.AsyncHTTP2Connection, "has_expired", lambda self: False)
+        await httpcore.AsyncioBackend().sleep(0.1)
+        assert (await pool.request("GET", srv.url + "/2")).body == b"one"  # retried on connection 2
+        await httpcore.AsyncioBackend().sleep(0.1)
+        with pytest.raises(httpcore.RemoteProtocolError, match="not idempotent"):
+            await pool.request("POST", srv.url + "/3", body=b"x")
+
+
+async def test_pool_closed_with_response_open(h2c_server: HypercornServer) -> None:
+    pool = pool_for()
+    r = await pool.request("GET", h2c_server.url + "/slow_body?delay=0.5", stream=True)
+    await pool.aclose()
+    with pytest.raises(httpcore.ReadError):
+        await r.aread()
