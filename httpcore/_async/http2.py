@@ -80,6 +80,28 @@ _DROPPED = frozenset(
 )
 _INITIAL_WINDOW = 65535
 
+# h2 takes any GOAWAY as the end of the connection: it refuses every later frame and
+# drops what it has queued to send. RFC 9113 lets the streams the server kept finish,
+# so a received GOAWAY leaves our state machine open (we open no streams after it).
+_TRANSITIONS = dict(h2.connection.H2ConnectionStateMachine._transitions)
+_TRANSITIONS[(h2.connection.ConnectionState.CLIENT_OPEN, h2.connection.ConnectionInputs.RECV_GOAWAY)] = (
+    None,
+    h2.connection.ConnectionState.CLIENT_OPEN,
+)
+
+
+class _H2Connection(h2.connection.H2Connection):
+    """h2's connection, minus the idea that a GOAWAY ends everything at once."""
+
+    def __init__(self, config: h2.config.H2Configuration) -> None:
+        super().__init__(config=config)
+        self.state_machine._transitions = _TRANSITIONS
+
+    def clear_outbound_data_buffer(self) -> None:
+        """Keep what is queued: frames of the streams the server kept, and the HPACK
+        state the server has seen, must reach it."""
+
+
 _DataReceived = h2.events.DataReceived
 _ResponseReceived = h2.events.ResponseReceived
 _StreamEnded = h2.events.StreamEnded
@@ -98,7 +120,7 @@ class _Stream:
         "error",
         "event",
         "headers",
-        "reused",
+        "answered",
         "sent_end",
         "stop_sending",
         "stream_id",
@@ -116,7 +138,7 @@ class _Stream:
         self.stop_sending = False  # the server wants no more of the request body
         self.wants_window = False
         self.error: Exception | None = None
-        self.reused = False
+        self.answered = False  # the server sent something on this stream
         self.write_timeout = write_timeout
 
 
@@ -153,7 +175,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._stream = stream
         self._keepalive_expiry = keepalive_expiry
         config = h2.config.H2Configuration(client_side=True, header_encoding=None)
-        self._h2 = h2.connection.H2Connection(config=config)
+        self._h2 = _H2Connection(config)
         self._lock = AsyncStateLock()
         self._write_lock = AsyncLock()
         self._dirty = False  # h2 may hold bytes nobody has taken for writing yet
@@ -167,8 +189,6 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._error: Exception | None = None  # why the connection failed
         self._goaway: int | None = None  # last_stream_id of the server's GOAWAY
         self._requests = 0
-        self._completed = 0
-        self._read_since_idle = False
         self._expire_at: float | None = None
         host = origin.host
         if b":" in host:
@@ -219,15 +239,14 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 _raise(stream.error)
             status, response_headers = self._parse_head(stream.headers)
         except BaseException as exc:
-            # Nothing arrived since the connection was last idle: the server closed it then.
-            stale = stream.reused and not self._read_since_idle
             await self._forget(stream)
             if isinstance(stream.error, ConnectionNotAvailable) or isinstance(exc, ConnectionNotAvailable):
                 raise ConnectionNotAvailable() from None
-            if stale and isinstance(exc, (ReadError, WriteError, RemoteProtocolError)):
+            if not stream.answered and isinstance(exc, (ReadError, WriteError, RemoteProtocolError)):
+                # The connection failed before the server said anything about this
+                # stream: the pool may send an idempotent request again.
                 raise StaleConnection(
-                    "The server closed the keep-alive connection before responding"
-                    f" ({type(exc).__name__}: {exc})"
+                    f"The connection failed before the server responded ({type(exc).__name__}: {exc})"
                 ) from exc
             raise
         if trace is not None:
@@ -303,7 +322,6 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         except h2.exceptions.ProtocolError as exc:
             raise LocalProtocolError(f"Invalid HTTP/2 request: {exc}") from exc
         stream.stream_id = stream_id
-        stream.reused = self._completed > 0 and not self._streams
         stream.sent_end = end_stream
         self._streams[stream_id] = stream
         self._requests += 1
@@ -471,9 +489,9 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 if credit:
                     h.acknowledge_received_data(credit, stream.stream_id)
                     self._dirty = True
-                if stream.ended and stream.sent_end and stream.error is None:
-                    self._completed += 1
-                elif stream.error is None or not isinstance(stream.error, ConnectionNotAvailable):
+                if not (stream.ended and stream.sent_end) and not isinstance(
+                    stream.error, ConnectionNotAvailable
+                ):
                     try:
                         h.reset_stream(stream.stream_id, ErrorCodes.CANCEL)
                     except h2.exceptions.StreamClosedError:
@@ -483,7 +501,6 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             stream.chunks.clear()
             idle = not self._streams
             if idle:
-                self._read_since_idle = False
                 if self._keepalive_expiry is not None:
                     self._expire_at = time.monotonic() + self._keepalive_expiry
             close = idle and (self._goaway is not None or not healthy)
@@ -642,7 +659,6 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         if not data:
             await self._fail(RemoteProtocolError("The server closed the connection"))
             return
-        self._read_since_idle = True
         with self._lock:
             if self._error is not None:
                 return
@@ -685,6 +701,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                         data_event.flow_controlled_length, data_event.stream_id
                     )
                     continue
+                stream.answered = True
                 if data_event.data:
                     stream.chunks.append((data_event.data, data_event.flow_controlled_length))
                 elif data_event.flow_controlled_length:
@@ -700,16 +717,19 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 if stream is None:
                     continue
                 stream.headers = head_event.headers
+                stream.answered = True
             elif kind is _StreamEnded:
                 stream = streams.get(typing.cast(h2.events.StreamEnded, event).stream_id)
                 if stream is None:
                     continue
                 stream.ended = True
+                stream.answered = True
             elif kind is _StreamReset:
                 reset = typing.cast(h2.events.StreamReset, event)
                 stream = streams.get(reset.stream_id)
                 if stream is None:
                     continue
+                stream.answered = True
                 if reset.error_code == ErrorCodes.NO_ERROR and stream.ended:
                     stream.stop_sending = True  # a complete response: stop the upload, quietly
                 else:
@@ -767,8 +787,6 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 self._wake(stream)
         if error_code:
             return RemoteProtocolError(f"The server closed the connection ({_error_name(error_code)})")
-        # h2 treats any GOAWAY as the end, but the streams the server kept may finish.
-        self._h2.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
         return None
 
     async def _fail(self, error: Exception) -> None:

@@ -210,7 +210,14 @@ class AsyncioStream(AsyncNetworkStream):
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
-            self._transport.close()
+            transport = self._transport
+            if transport.get_write_buffer_size():
+                # Data still queued means the exchange was abandoned (a write timeout,
+                # an early response): close() would hold the socket, and the buffer,
+                # until a peer that may never read had taken it all.
+                transport.abort()
+            else:
+                transport.close()
             self._protocol.cancel_timer()
 
     def abort(self) -> None:

@@ -36,7 +36,7 @@ from .interfaces import ConnectionInterface
 
 __all__ = ["HTTP11Connection"]
 
-READ_SIZE = 65536
+READ_SIZE = 256 * 1024
 # A body this small is sent in the same write as the request head.
 COALESCE_LIMIT = 64 * 1024
 MAX_HEAD_SIZE = 100 * 1024
@@ -69,6 +69,8 @@ class HTTP11Connection(ConnectionInterface):
         self._expire_at: float | None = None
         self._requests = 0
         self._got_response_bytes = False
+        self._received = 0  # bytes read so far, to bound a response head
+        self._must_close = False  # the response's framing was ambiguous: never reuse
         host = origin.host
         if b":" in host:
             host = b"[" + host + b"]"
@@ -83,6 +85,7 @@ class HTTP11Connection(ConnectionInterface):
         reused = self._requests > 0
         self._requests += 1
         self._got_response_bytes = False
+        self._must_close = False
         extensions = request.extensions
         timeouts = extensions.get("timeout") or {}
         trace = extensions.get("trace")
@@ -128,9 +131,14 @@ class HTTP11Connection(ConnectionInterface):
             "reason_phrase": event.reason,
             "network_stream": self._stream,
         }
+        raw_headers = event.headers.raw_items()
+        # Both Content-Length and Transfer-Encoding: h11 frames the body by the chunks
+        # (RFC 9112 6.3), but a peer or proxy that framed it by the length would not
+        # agree on where the next response starts, so the connection is not reused.
+        self._must_close = _has_both_framings(raw_headers)
         return Response._from_stream(
             event.status_code,
-            event.headers.raw_items(),
+            raw_headers,
             HTTP11ResponseStream(self, timeouts.get("read"), trace),
             response_extensions,
         )
@@ -208,6 +216,7 @@ class HTTP11Connection(ConnectionInterface):
         data = self._stream.read(READ_SIZE, timeout)
         if data:
             self._got_response_bytes = True
+            self._received += len(data)
         elif h.their_state is h11.SEND_RESPONSE:
             raise RemoteProtocolError("Server disconnected without sending a response.")
         h.receive_data(data)
@@ -215,9 +224,14 @@ class HTTP11Connection(ConnectionInterface):
     def _receive_response_head(self, timeout: float | None) -> h11.Response:
         # Each cycle starts with h11's buffer empty (see _response_closed), so the
         # network is asked first rather than h11, which could only answer NEED_DATA.
+        start = self._received
         self._receive(timeout)
         while True:
             event = self._next_event(timeout)
+            if self._received - start > MAX_HEAD_SIZE:
+                # h11 bounds only a head still incomplete: one that arrived whole in a
+                # few reads could be larger. Measured only when that is possible.
+                _check_head_size(event)
             if isinstance(event, h11.Response):
                 return event
             if isinstance(event, h11.InformationalResponse):
@@ -249,9 +263,15 @@ class HTTP11Connection(ConnectionInterface):
         """The caller is done with the response: reuse the connection only if both sides
         finished cleanly and nothing arrived past the end of the response."""
         h = self._h11
-        if self._state is _State.ACTIVE and h.our_state is h11.DONE and h.their_state is h11.DONE:
+        if (
+            self._state is _State.ACTIVE
+            and h.our_state is h11.DONE
+            and h.their_state is h11.DONE
+            and not self._must_close
+        ):
             h.start_next_cycle()
-            if not h.trailing_data[0]:
+            unread, closed = h.trailing_data
+            if not unread and not closed:  # closed: the body ended with the connection
                 self._state = _State.IDLE
                 if self._keepalive_expiry is not None:
                     self._expire_at = time.monotonic() + self._keepalive_expiry
@@ -284,6 +304,28 @@ class HTTP11Connection(ConnectionInterface):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.origin}, {self._state.name}, requests={self._requests}]>"
+
+
+def _has_both_framings(headers: list[tuple[bytes, bytes]]) -> bool:
+    content_length = transfer_encoding = False
+    for name, _ in headers:
+        size = len(name)  # a cheap filter before lower-casing
+        if size == 14 and name.lower() == b"content-length":
+            content_length = True
+        elif size == 17 and name.lower() == b"transfer-encoding":
+            transfer_encoding = True
+    return content_length and transfer_encoding
+
+
+def _check_head_size(event: typing.Any) -> None:
+    headers = getattr(event, "headers", None)
+    if headers is None:
+        return
+    size = len(event.reason) + 15  # "HTTP/1.1 200 " and the CRLFs around the headers
+    for name, value in headers.raw_items():
+        size += len(name) + len(value) + 4
+    if size > MAX_HEAD_SIZE:
+        raise RemoteProtocolError(f"The response head is larger than {MAX_HEAD_SIZE} bytes")
 
 
 def _map_h11_error(exc: h11.ProtocolError) -> HTTPCoreError:

@@ -255,7 +255,9 @@ BAD_CHUNKS = {
     "size-larger-than-data": b"5\r\nhi\r\n0\r\n\r\n",
     "missing-crlf-after-data": b"2\r\nhiXX0\r\n\r\n",
     "bad-trailer": b"2\r\nhi\r\n0\r\nBad Trailer\r\n\r\n",
-    "huge-chunk-extension": b"2;" + b"x" * (101 * 1024) + b"\r\nhi\r\n0\r\n\r\n",
+    # Never buffered whole: h11 bounds an incomplete line to 100 KiB (one that arrives
+    # complete within a read or two may be a little longer, and is skipped).
+    "huge-chunk-extension": b"2;" + b"x" * (1024 * 1024) + b"\r\nhi\r\n0\r\n\r\n",
 }
 
 

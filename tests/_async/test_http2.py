@@ -12,7 +12,7 @@ import json
 import ssl
 import sys
 import typing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from h2.errors import ErrorCodes
@@ -235,7 +235,17 @@ async def test_large_upload(h2c_server: HypercornServer) -> None:
         only_connection(pool)
 
 
-async def test_streaming_response_and_early_close(h2c_server: HypercornServer) -> None:
+@pytest.fixture(scope="module")
+def h2c_unlimited() -> Iterator[HypercornServer]:
+    """hypercorn h2c without its limit of 1000 requests per connection."""
+    srv = HypercornServer()
+    srv.config.keep_alive_max_requests = 1_000_000
+    with srv:
+        yield srv
+
+
+async def test_streaming_response_and_early_close(h2c_unlimited: HypercornServer) -> None:
+    h2c_server = h2c_unlimited
     async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
         async with pool.stream("GET", h2c_server.url + "/stream?size=100000&chunk=1000") as r:
             body = b"".join([chunk async for chunk in r.stream()])
@@ -349,7 +359,10 @@ async def test_goaway_mid_flight(raw_server: RawServerFactory) -> None:
             assert r.body == b"ok:/b"
             assert connection.capacity() == 0
             assert connection.has_expired()
-            assert not connection.is_closed()  # the first response is still coming
+            assert not connection.is_closed(), (
+                connection._error,
+                connection._closed,
+            )  # the first response is still coming
             assert await first.aread() == b"first-part"
         assert connection.is_closed()
         r = await pool.request("GET", srv.url + "/c")
@@ -384,12 +397,14 @@ async def test_goaway_with_error_fails_streams(raw_server: RawServerFactory) -> 
         peer.goaway(last_stream_id=1, error_code=ErrorCodes.ENHANCE_YOUR_CALM)
         peer.wait_closed()
 
-    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(script), h2_handler(serve)))
     async with pool_for() as pool:
-        with pytest.raises(httpcore.RemoteProtocolError, match="ENHANCE_YOUR_CALM"):
-            await pool.request("GET", srv.url + "/")
+        with pytest.raises(httpcore.RemoteProtocolError, match="ENHANCE_YOUR_CALM.*not idempotent"):
+            await pool.request("POST", srv.url + "/", body=b"x")
         assert pool.connections == []
+        # Nothing came back on the stream: an idempotent request is sent again, once.
         assert (await pool.request("GET", srv.url + "/again")).body == b"ok:/again"
+    assert srv.connections_accepted == 3
 
 
 async def test_server_reset_fails_only_its_stream(raw_server: RawServerFactory) -> None:
@@ -551,7 +566,7 @@ async def test_garbage_frames(raw_server: RawServerFactory, garbage: bytes) -> N
     srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
     async with pool_for() as pool:
         with pytest.raises(httpcore.RemoteProtocolError, match="HTTP/2 protocol"):
-            await pool.request("GET", srv.url + "/")
+            await pool.request("POST", srv.url + "/", body=b"x")
         assert pool.connections == []
         assert (await pool.request("GET", srv.url + "/x")).body == b"ok:/x"
 
@@ -588,23 +603,40 @@ async def test_server_closed_idle_connection(raw_server: RawServerFactory) -> No
     assert srv.connections_accepted == 2
 
 
-async def test_stale_connection_retried_only_when_idempotent(
-    raw_server: RawServerFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_close_after_request_sent_is_retried_only_when_idempotent(raw_server: RawServerFactory) -> None:
     def script(peer: H2Peer) -> None:
         peer.wait_stream(1)
         peer.respond(1, body=b"one")
-        peer.conn.close(linger=0.0)
+        peer.wait_headers(3)
+        peer.conn.close(linger=0.0)  # no GOAWAY, no answer
 
     srv = raw_server(per_connection(h2_handler(script), h2_handler(script), h2_handler(serve)))
     async with pool_for() as pool:
         assert (await pool.request("GET", srv.url + "/1")).body == b"one"
-        monkeypatch.setattr(http2.AsyncHTTP2Connection, "has_expired", lambda self: False)
-        await httpcore.AsyncioBackend().sleep(0.1)
-        assert (await pool.request("GET", srv.url + "/2")).body == b"one"  # retried on connection 2
-        await httpcore.AsyncioBackend().sleep(0.1)
+        assert (await pool.request("GET", srv.url + "/2")).body == b"one"  # sent again, on connection 2
         with pytest.raises(httpcore.RemoteProtocolError, match="not idempotent"):
             await pool.request("POST", srv.url + "/3", body=b"x")
+    assert srv.connections_accepted == 2
+
+
+async def test_frames_while_idle_keep_the_connection(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"one")
+        peer.h2.ping(b"idleping")
+        peer.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: 50})
+        peer.serve_forever()
+
+    srv = raw_server(h2_handler(script))
+    async with pool_for() as pool:
+        assert (await pool.request("GET", srv.url + "/1")).body == b"one"
+        connection = only_connection(pool)
+        await httpcore.AsyncioBackend().sleep(0.1)
+        assert not connection.has_expired()
+        assert (await pool.request("GET", srv.url + "/2")).body == b"ok:/2"
+        assert connection.capacity() == 50
+        assert only_connection(pool) is connection
+    assert srv.connections_accepted == 1
 
 
 async def test_pool_closed_with_response_open(h2c_server: HypercornServer) -> None:

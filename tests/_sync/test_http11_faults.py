@@ -83,7 +83,9 @@ def attempt(pool: httpcore.ConnectionPool, url: str) -> httpcore.Response | http
         return exc
 
 
-def check_healthy(pool: httpcore.ConnectionPool, server: RawServer, max_connections: int = 1) -> None:
+def check_healthy(
+    pool: httpcore.ConnectionPool, server: RawServer, max_connections: int = 1
+) -> None:
     """No connection the pool holds is closed, and a good request gets its own response."""
     connections = pool.connections
     assert len(connections) <= max_connections, connections
@@ -216,9 +218,8 @@ def test_content_length_with_transfer_encoding(raw_server: RawServerFactory) -> 
     # RFC 9112 6.3: Transfer-Encoding overrides Content-Length, but such a message may be a
     # response-splitting attempt: either refuse it, or frame it by the chunks and never
     # reuse the connection (bytes the other framing would read must not become a response).
-    data = (
-        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
-        + chunked(b"chunked body")
+    data = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(
+        b"chunked body"
     )
     srv = raw_server(good_or(send_and_keep(data)))
     with httpcore.ConnectionPool(timeout=TIMEOUT) as pool:
@@ -255,7 +256,9 @@ BAD_CHUNKS = {
     "size-larger-than-data": b"5\r\nhi\r\n0\r\n\r\n",
     "missing-crlf-after-data": b"2\r\nhiXX0\r\n\r\n",
     "bad-trailer": b"2\r\nhi\r\n0\r\nBad Trailer\r\n\r\n",
-    "huge-chunk-extension": b"2;" + b"x" * (101 * 1024) + b"\r\nhi\r\n0\r\n\r\n",
+    # Never buffered whole: h11 bounds an incomplete line to 100 KiB (one that arrives
+    # complete within a read or two may be a little longer, and is skipped).
+    "huge-chunk-extension": b"2;" + b"x" * (1024 * 1024) + b"\r\nhi\r\n0\r\n\r\n",
 }
 
 

@@ -13,7 +13,7 @@ import json
 import ssl
 import sys
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Iterator
 
 import pytest
 from h2.errors import ErrorCodes
@@ -67,7 +67,9 @@ def test_alpn_selects_http2(h2_server: HypercornServer, client_ssl_context: ssl.
         assert "IDLE" in repr(connection)
 
 
-def test_alpn_falls_back_to_http11(tls_server: UvicornServer, client_ssl_context: ssl.SSLContext) -> None:
+def test_alpn_falls_back_to_http11(
+    tls_server: UvicornServer, client_ssl_context: ssl.SSLContext
+) -> None:
     with httpcore.ConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
         r = pool.request("GET", tls_server.url + "/")
         assert r.http_version == b"HTTP/1.1"
@@ -234,7 +236,17 @@ def test_large_upload(h2c_server: HypercornServer) -> None:
         only_connection(pool)
 
 
-def test_streaming_response_and_early_close(h2c_server: HypercornServer) -> None:
+@pytest.fixture(scope="module")
+def h2c_unlimited() -> Iterator[HypercornServer]:
+    """hypercorn h2c without its limit of 1000 requests per connection."""
+    srv = HypercornServer()
+    srv.config.keep_alive_max_requests = 1_000_000
+    with srv:
+        yield srv
+
+
+def test_streaming_response_and_early_close(h2c_unlimited: HypercornServer) -> None:
+    h2c_server = h2c_unlimited
     with httpcore.ConnectionPool(http1=False, http2=True) as pool:
         with pool.stream("GET", h2c_server.url + "/stream?size=100000&chunk=1000") as r:
             body = b"".join([chunk for chunk in r.stream()])
@@ -293,7 +305,9 @@ def test_trace_events(h2c_server: HypercornServer) -> None:
         events.append(name)
 
     with httpcore.ConnectionPool(http1=False, http2=True) as pool:
-        pool.request("POST", h2c_server.url + "/echo_body", body=pattern(200_000), extensions={"trace": trace})
+        pool.request(
+            "POST", h2c_server.url + "/echo_body", body=pattern(200_000), extensions={"trace": trace}
+        )
     assert events == [
         "connection.connect_tcp.started",
         "connection.connect_tcp.complete",
@@ -346,7 +360,10 @@ def test_goaway_mid_flight(raw_server: RawServerFactory) -> None:
             assert r.body == b"ok:/b"
             assert connection.capacity() == 0
             assert connection.has_expired()
-            assert not connection.is_closed()  # the first response is still coming
+            assert not connection.is_closed(), (
+                connection._error,
+                connection._closed,
+            )  # the first response is still coming
             assert first.read() == b"first-part"
         assert connection.is_closed()
         r = pool.request("GET", srv.url + "/c")
@@ -381,12 +398,14 @@ def test_goaway_with_error_fails_streams(raw_server: RawServerFactory) -> None:
         peer.goaway(last_stream_id=1, error_code=ErrorCodes.ENHANCE_YOUR_CALM)
         peer.wait_closed()
 
-    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(script), h2_handler(serve)))
     with pool_for() as pool:
-        with pytest.raises(httpcore.RemoteProtocolError, match="ENHANCE_YOUR_CALM"):
-            pool.request("GET", srv.url + "/")
+        with pytest.raises(httpcore.RemoteProtocolError, match="ENHANCE_YOUR_CALM.*not idempotent"):
+            pool.request("POST", srv.url + "/", body=b"x")
         assert pool.connections == []
+        # Nothing came back on the stream: an idempotent request is sent again, once.
         assert (pool.request("GET", srv.url + "/again")).body == b"ok:/again"
+    assert srv.connections_accepted == 3
 
 
 def test_server_reset_fails_only_its_stream(raw_server: RawServerFactory) -> None:
@@ -548,7 +567,7 @@ def test_garbage_frames(raw_server: RawServerFactory, garbage: bytes) -> None:
     srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
     with pool_for() as pool:
         with pytest.raises(httpcore.RemoteProtocolError, match="HTTP/2 protocol"):
-            pool.request("GET", srv.url + "/")
+            pool.request("POST", srv.url + "/", body=b"x")
         assert pool.connections == []
         assert (pool.request("GET", srv.url + "/x")).body == b"ok:/x"
 
@@ -585,23 +604,40 @@ def test_server_closed_idle_connection(raw_server: RawServerFactory) -> None:
     assert srv.connections_accepted == 2
 
 
-def test_stale_connection_retried_only_when_idempotent(
-    raw_server: RawServerFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_close_after_request_sent_is_retried_only_when_idempotent(raw_server: RawServerFactory) -> None:
     def script(peer: H2Peer) -> None:
         peer.wait_stream(1)
         peer.respond(1, body=b"one")
-        peer.conn.close(linger=0.0)
+        peer.wait_headers(3)
+        peer.conn.close(linger=0.0)  # no GOAWAY, no answer
 
     srv = raw_server(per_connection(h2_handler(script), h2_handler(script), h2_handler(serve)))
     with pool_for() as pool:
         assert (pool.request("GET", srv.url + "/1")).body == b"one"
-        monkeypatch.setattr(http2.HTTP2Connection, "has_expired", lambda self: False)
-        httpcore.SyncBackend().sleep(0.1)
-        assert (pool.request("GET", srv.url + "/2")).body == b"one"  # retried on connection 2
-        httpcore.SyncBackend().sleep(0.1)
+        assert (pool.request("GET", srv.url + "/2")).body == b"one"  # sent again, on connection 2
         with pytest.raises(httpcore.RemoteProtocolError, match="not idempotent"):
             pool.request("POST", srv.url + "/3", body=b"x")
+    assert srv.connections_accepted == 2
+
+
+def test_frames_while_idle_keep_the_connection(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"one")
+        peer.h2.ping(b"idleping")
+        peer.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: 50})
+        peer.serve_forever()
+
+    srv = raw_server(h2_handler(script))
+    with pool_for() as pool:
+        assert (pool.request("GET", srv.url + "/1")).body == b"one"
+        connection = only_connection(pool)
+        httpcore.SyncBackend().sleep(0.1)
+        assert not connection.has_expired()
+        assert (pool.request("GET", srv.url + "/2")).body == b"ok:/2"
+        assert connection.capacity() == 50
+        assert only_connection(pool) is connection
+    assert srv.connections_accepted == 1
 
 
 def test_pool_closed_with_response_open(h2c_server: HypercornServer) -> None:

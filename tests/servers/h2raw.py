@@ -69,6 +69,7 @@ class H2Peer:
         self.settings = settings
         self.auto_window = auto_window  # credit received DATA back at once
         self.requests: dict[int, H2Request] = {}
+        self.answered: set[int] = set()  # streams whose response headers went out
         self.events: list[h2.events.Event] = []
         self.closed = False
 
@@ -169,6 +170,7 @@ class H2Peer:
         end: bool = True,
     ) -> None:
         fields = [(b":status", b"%d" % status), *headers]
+        self.answered.add(stream_id)
         if end and not body:
             self.h2.send_headers(stream_id, fields, end_stream=True)
         else:
@@ -213,12 +215,10 @@ class H2Peer:
 
     def serve_forever(self, timeout: float = 10.0) -> None:
         """Answer every complete request with ``200 ok:<path>`` until the client leaves."""
-        answered: set[int] = set()
         deadline = time.monotonic() + timeout
         while not self.closed and time.monotonic() < deadline:
             for request in self.complete():
-                if request.stream_id not in answered:
-                    answered.add(request.stream_id)
+                if request.stream_id not in self.answered:
                     self.respond(request.stream_id, body=b"ok:" + request.path)
             try:
                 self.receive(max(0.01, deadline - time.monotonic()))
