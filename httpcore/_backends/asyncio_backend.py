@@ -27,7 +27,7 @@ from .._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from .base import AsyncNetworkBackend, AsyncNetworkStream, SocketOption
+from .base import AsyncNetworkBackend, AsyncNetworkStream, SocketOption, apply_socket_options
 
 __all__ = ["AsyncioBackend", "AsyncioStream"]
 
@@ -276,11 +276,6 @@ class AsyncioStream(AsyncNetworkStream):
         return bool(protocol.chunks) or protocol.eof or self._transport.is_closing()
 
 
-def _apply_socket_options(sock: socket.socket, options: Iterable[SocketOption] | None) -> None:
-    for option in options or ():
-        sock.setsockopt(*option)
-
-
 class AsyncioBackend(AsyncNetworkBackend):
     """Connects with the running asyncio loop."""
 
@@ -322,7 +317,7 @@ class AsyncioBackend(AsyncNetworkBackend):
             sock = socket.socket(family, type_, proto)
             try:
                 sock.setblocking(False)
-                _apply_socket_options(sock, socket_options)
+                apply_socket_options(sock, socket_options)
                 if local_addr is not None:
                     sock.bind(local_addr)
                 await loop.sock_connect(sock, address)
@@ -347,7 +342,7 @@ class AsyncioBackend(AsyncNetworkBackend):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)
-            _apply_socket_options(sock, socket_options)
+            apply_socket_options(sock, socket_options)
             await asyncio.wait_for(loop.sock_connect(sock, path), timeout)
             transport, _ = await loop.create_unix_connection(lambda: protocol, sock=sock)
         except (asyncio.TimeoutError, TimeoutError) as exc:

@@ -7,6 +7,7 @@ the httpcore exception tree, so nothing above this layer catches foreign excepti
 
 from __future__ import annotations
 
+import socket
 import ssl
 import typing
 from collections.abc import Iterable
@@ -17,6 +18,7 @@ __all__ = [
     "NetworkBackend",
     "NetworkStream",
     "SocketOption",
+    "apply_socket_options",
 ]
 
 SocketOption = typing.Union[
@@ -24,6 +26,12 @@ SocketOption = typing.Union[
     tuple[int, int, typing.Union[bytes, bytearray]],
     tuple[int, int, None, int],
 ]
+
+
+def apply_socket_options(sock: socket.socket, options: Iterable[SocketOption] | None) -> None:
+    """Set the caller's ``(level, option, value)`` socket options before connecting."""
+    for option in options or ():
+        sock.setsockopt(*option)
 
 
 class NetworkStream:

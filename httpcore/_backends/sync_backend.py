@@ -23,7 +23,7 @@ from .._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from .base import NetworkBackend, NetworkStream, SocketOption
+from .base import NetworkBackend, NetworkStream, SocketOption, apply_socket_options
 
 __all__ = ["SyncBackend", "SyncStream"]
 
@@ -113,11 +113,6 @@ class SyncStream(NetworkStream):
             return True
 
 
-def _apply_socket_options(sock: socket.socket, options: Iterable[SocketOption] | None) -> None:
-    for option in options or ():
-        sock.setsockopt(*option)
-
-
 class SyncBackend(NetworkBackend):
     """Opens blocking sockets, with TCP_NODELAY set."""
 
@@ -154,7 +149,7 @@ class SyncBackend(NetworkBackend):
         for family, type_, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
             sock = socket.socket(family, type_, proto)
             try:
-                _apply_socket_options(sock, socket_options)
+                apply_socket_options(sock, socket_options)
                 sock.settimeout(timeout)
                 if source is not None:
                     sock.bind(source)
@@ -176,7 +171,7 @@ class SyncBackend(NetworkBackend):
     ) -> SyncStream:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            _apply_socket_options(sock, socket_options)
+            apply_socket_options(sock, socket_options)
             sock.settimeout(timeout)
             sock.connect(path)
         except TimeoutError as exc:
