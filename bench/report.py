@@ -187,7 +187,11 @@ def markdown(doc: dict[str, Any]) -> str:
         if cell.get("slowest_request_s") and cell["slowest_request_s"] > 1.0
     ]
     if slow:
-        parts.append("\n## Stalls: a single request took over 1 s\n\n")
+        parts.append(
+            "\n## Slowest single request over 1 s\n\n"
+            "In the concurrent scenarios this includes waiting for a pooled connection, so it also "
+            "shows unfair queueing (a task starved while others reuse the connections).\n\n"
+        )
         parts.extend(f"- {c} / {s}: slowest request {t:.2f} s\n" for c, s, t in slow)
 
     errors = [

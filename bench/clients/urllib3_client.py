@@ -1,7 +1,8 @@
 """Benchmark adapter for urllib3 2.x (peer; sync only).  One PoolManager(maxsize=pool
 size) per scenario, used the documented way (request() with full URLs); downloads
-stream with preload_content=False.  TLS: a new PoolManager with a fresh SSLContext
-per request."""
+stream with preload_content=False.  retries=False: no per-request Retry bookkeeping,
+like the other clients here (ours and encode's httpcore default to no retries).
+TLS: a new PoolManager with a fresh SSLContext per request."""
 
 from __future__ import annotations
 
