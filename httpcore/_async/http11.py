@@ -35,7 +35,7 @@ from .interfaces import AsyncConnectionInterface
 
 __all__ = ["AsyncHTTP11Connection"]
 
-READ_SIZE = 256 * 1024
+READ_SIZE = 128 * 1024
 # A body this small is sent in the same write as the request head.
 COALESCE_LIMIT = 64 * 1024
 MAX_HEAD_SIZE = 100 * 1024

@@ -36,7 +36,7 @@ from .interfaces import ConnectionInterface
 
 __all__ = ["HTTP11Connection"]
 
-READ_SIZE = 256 * 1024
+READ_SIZE = 128 * 1024
 # A body this small is sent in the same write as the request head.
 COALESCE_LIMIT = 64 * 1024
 MAX_HEAD_SIZE = 100 * 1024
