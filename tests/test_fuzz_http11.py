@@ -12,6 +12,7 @@ defaults to explore further.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import gc
 import os
@@ -28,6 +29,11 @@ CASES = int(os.environ.get("HTTPCORE_FUZZ_CASES", "300"))
 READ_TIMEOUT = 0.1
 TIMEOUT = httpcore.Timeout(2.0, read=READ_TIMEOUT)
 CASE_BOUND = 2.0  # seconds any one case may take, whatever the server does
+TOTAL_BOUND = 15.0 * CASES / 300  # seconds for a whole run (about 5 s for 300 cases)
+# Under contention the retry after a stale connection can be handed another reused
+# connection (see test_stale_retry_gets_a_fresh_connection_under_contention, xfail): the
+# concurrent variants tolerate that one failure of a good GET until the pool is fixed.
+KNOWN_POOL_BUG = "it was already retried once"
 INTERESTING = b"\r\n:; \t\x00\x7f\x80\xff0129afAFzZ-+,/"
 
 
@@ -170,10 +176,10 @@ class FuzzServer(RawServer):
         conn.close(linger=0.2)
         return False
 
-    def wait_delivered(self, case: Case) -> None:
+    def wait_delivered(self, case: Case, outcome: object) -> None:
         """Bytes still on their way when the next request starts could be taken for its
         response by any HTTP/1.1 client: that race is not what this fuzz looks for."""
-        assert self.done[case.index].wait(CASE_BOUND), f"the server never finished {case}"
+        assert self.done[case.index].wait(CASE_BOUND), f"the server never finished {case}: {outcome!r}"
 
 
 def fuzz_server(cases: list[Case]) -> FuzzServer:
@@ -183,8 +189,16 @@ def fuzz_server(cases: list[Case]) -> FuzzServer:
 
 
 def open_fd_count() -> int:
+    """How many file descriptors this process holds, less the one that listed them."""
     gc.collect()
-    return len(os.listdir("/proc/self/fd"))
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            os.fstat(int(name))
+        except OSError:
+            continue
+        count += 1
+    return count
 
 
 def check_outcome(case: Case, outcome: object, elapsed: float) -> None:
@@ -193,9 +207,81 @@ def check_outcome(case: Case, outcome: object, elapsed: float) -> None:
         assert isinstance(outcome, httpcore.HTTPCoreError), f"{outcome!r} escaped: {case}"
 
 
-def check_good(body: bytes, token: int, pool: typing.Any, case: Case) -> None:
+def check_good(body: bytes, token: int, pool: typing.Any, case: Case, limit: int = 2) -> None:
     assert body == b"good:%d" % token, f"the pool was poisoned by {case}: got {body!r}"
-    assert len(pool.connections) <= 2, f"{pool!r} after {case}"
+    assert len(pool.connections) <= limit, f"{pool!r} after {case}"
+
+
+def run_case(pool: httpcore.ConnectionPool, server: FuzzServer, case: Case, wait: bool = True) -> None:
+    """The fuzz request, which may fail only with an httpcore error, then a good one."""
+    url = f"{server.url}/fuzz/{case.index}"
+    body = b"body" if case.method == "POST" else None
+    started = time.monotonic()
+    outcome: object
+    try:
+        if case.read_limit is None:
+            outcome = pool.request(case.method, url, body=body)
+        else:
+            with pool.stream(case.method, url, body=body) as r:
+                received = 0
+                for chunk in r.stream():
+                    received += len(chunk)
+                    if received >= case.read_limit:
+                        break
+            outcome = r
+    except Exception as exc:  # noqa: BLE001 - check_outcome tells which are fine
+        outcome = exc
+    check_outcome(case, outcome, time.monotonic() - started)
+    if wait:
+        server.wait_delivered(case, outcome)
+
+
+def run_good(pool: httpcore.ConnectionPool, server: FuzzServer, case: Case, limit: int = 2) -> None:
+    try:
+        r = pool.request("GET", f"{server.url}/good/{case.index}")
+    except httpcore.HTTPCoreError as exc:
+        if limit > 2 and KNOWN_POOL_BUG in str(exc):
+            return
+        raise AssertionError(f"the pool was poisoned by {case}: {exc!r}") from exc
+    check_good(r.body, case.index, pool, case, limit)
+
+
+async def run_case_async(
+    pool: httpcore.AsyncConnectionPool, server: FuzzServer, case: Case, wait: bool = True
+) -> None:
+    url = f"{server.url}/fuzz/{case.index}"
+    body = b"body" if case.method == "POST" else None
+    started = time.monotonic()
+    outcome: object
+    try:
+        if case.read_limit is None:
+            outcome = await pool.request(case.method, url, body=body)
+        else:
+            async with pool.stream(case.method, url, body=body) as r:
+                received = 0
+                async for chunk in r.stream():
+                    received += len(chunk)
+                    if received >= case.read_limit:
+                        break
+            outcome = r
+    except Exception as exc:  # noqa: BLE001 - check_outcome tells which are fine
+        outcome = exc
+    check_outcome(case, outcome, time.monotonic() - started)
+    if wait:
+        server.wait_delivered(case, outcome)
+        await asyncio.sleep(0.002)  # a loop turn or two, to take in what arrived
+
+
+async def run_good_async(
+    pool: httpcore.AsyncConnectionPool, server: FuzzServer, case: Case, limit: int = 2
+) -> None:
+    try:
+        r = await pool.request("GET", f"{server.url}/good/{case.index}")
+    except httpcore.HTTPCoreError as exc:
+        if limit > 2 and KNOWN_POOL_BUG in str(exc):
+            return
+        raise AssertionError(f"the pool was poisoned by {case}: {exc!r}") from exc
+    check_good(r.body, case.index, pool, case, limit)
 
 
 def test_fuzz_http11_sync() -> None:
@@ -206,33 +292,11 @@ def test_fuzz_http11_sync() -> None:
     try:
         with httpcore.ConnectionPool(timeout=TIMEOUT, max_connections=4) as pool:
             for case in cases:
-                url = f"{server.url}/fuzz/{case.index}"
-                body = b"body" if case.method == "POST" else None
-                case_started = time.monotonic()
-                outcome: object
-                try:
-                    if case.read_limit is None:
-                        outcome = pool.request(case.method, url, body=body)
-                    else:
-                        with pool.stream(case.method, url, body=body) as r:
-                            received = 0
-                            for chunk in r.stream():
-                                received += len(chunk)
-                                if received >= case.read_limit:
-                                    break
-                        outcome = r
-                except Exception as exc:
-                    outcome = exc
-                check_outcome(case, outcome, time.monotonic() - case_started)
-                server.wait_delivered(case)
-                try:
-                    r = pool.request("GET", f"{server.url}/good/{case.index}")
-                except httpcore.HTTPCoreError as exc:
-                    raise AssertionError(f"the pool was poisoned by {case}: {exc!r}") from exc
-                check_good(r.body, case.index, pool, case)
+                run_case(pool, server, case)
+                run_good(pool, server, case)
     finally:
         server.stop()
-    assert time.monotonic() - started < 15.0
+    assert time.monotonic() - started < TOTAL_BOUND
     assert server.errors == []
     assert open_fd_count() <= fds_before + 2
 
@@ -245,35 +309,76 @@ async def test_fuzz_http11_async() -> None:
     try:
         async with httpcore.AsyncConnectionPool(timeout=TIMEOUT, max_connections=4) as pool:
             for case in cases:
-                url = f"{server.url}/fuzz/{case.index}"
-                body = b"body" if case.method == "POST" else None
-                case_started = time.monotonic()
-                outcome: object
-                try:
-                    if case.read_limit is None:
-                        outcome = await pool.request(case.method, url, body=body)
-                    else:
-                        async with pool.stream(case.method, url, body=body) as r:
-                            received = 0
-                            async for chunk in r.stream():
-                                received += len(chunk)
-                                if received >= case.read_limit:
-                                    break
-                        outcome = r
-                except Exception as exc:
-                    outcome = exc
-                check_outcome(case, outcome, time.monotonic() - case_started)
-                server.wait_delivered(case)
-                await asyncio.sleep(0.002)  # a loop turn or two, to take in what arrived
-                try:
-                    r = await pool.request("GET", f"{server.url}/good/{case.index}")
-                except httpcore.HTTPCoreError as exc:
-                    raise AssertionError(f"the pool was poisoned by {case}: {exc!r}") from exc
-                check_good(r.body, case.index, pool, case)
+                await run_case_async(pool, server, case)
+                await run_good_async(pool, server, case)
     finally:
         server.stop()
     for _ in range(3):  # closed transports release their sockets on the next loop turns
         await asyncio.sleep(0.01)
-    assert time.monotonic() - started < 15.0
+    assert time.monotonic() - started < TOTAL_BOUND
+    assert server.errors == []
+    assert open_fd_count() <= fds_before + 2
+
+
+# Concurrent: more workers than connections, so faults also meet the pool's queue. Only
+# responses sent in one piece, so none can still be arriving when a worker's next request
+# reuses the connection. A fuzz request may then also meet a connection the server is
+# closing (and fail, if it is a POST); the good GETs after them must always succeed.
+WORKERS = 8
+CONCURRENT_CASES = CASES // 2
+
+
+def concurrent_cases(seed: int) -> list[Case]:
+    cases = make_cases(seed, CONCURRENT_CASES)
+    for case in cases:
+        if case.delivery in ("drip", "stall") or len(case.data) > 60_000:
+            case.delivery = "close"
+    return cases
+
+
+def test_fuzz_http11_concurrent_sync() -> None:
+    cases = concurrent_cases(SEED + 2)
+    fds_before = open_fd_count()
+    server = fuzz_server(cases)
+    started = time.monotonic()
+
+    def worker(offset: int) -> None:
+        for case in cases[offset::WORKERS]:
+            run_case(pool, server, case, wait=False)
+            run_good(pool, server, case, limit=4)
+
+    try:
+        with (
+            httpcore.ConnectionPool(timeout=TIMEOUT, max_connections=4) as pool,
+            concurrent.futures.ThreadPoolExecutor(WORKERS) as executor,
+        ):
+            for future in [executor.submit(worker, offset) for offset in range(WORKERS)]:
+                future.result()
+    finally:
+        server.stop()
+    assert time.monotonic() - started < TOTAL_BOUND
+    assert server.errors == []
+    assert open_fd_count() <= fds_before + 2
+
+
+async def test_fuzz_http11_concurrent_async() -> None:
+    cases = concurrent_cases(SEED + 3)
+    fds_before = open_fd_count()
+    server = fuzz_server(cases)
+    started = time.monotonic()
+
+    async def worker(offset: int) -> None:
+        for case in cases[offset::WORKERS]:
+            await run_case_async(pool, server, case, wait=False)
+            await run_good_async(pool, server, case, limit=4)
+
+    try:
+        async with httpcore.AsyncConnectionPool(timeout=TIMEOUT, max_connections=4) as pool:
+            await asyncio.gather(*(worker(offset) for offset in range(WORKERS)))
+    finally:
+        server.stop()
+    for _ in range(3):
+        await asyncio.sleep(0.01)
+    assert time.monotonic() - started < TOTAL_BOUND
     assert server.errors == []
     assert open_fd_count() <= fds_before + 2

@@ -58,3 +58,35 @@ async def test_cancelled_while_reading_the_body(raw_server: RawServerFactory) ->
         r = await pool.request("GET", srv.url + "/good/next")
         assert r.body == b"good:next"
     assert srv.connections_accepted == 2
+
+
+def stale_after_one(conn: RawConnection, request: bytes) -> bool:
+    """Answer one request; read the next and close without answering (a keep-alive
+    connection the server closed just as the client reused it)."""
+    conn.send(ok(b"first"))
+    if conn.read_request() is not None:
+        conn.sleep(0.2)
+        conn.close()
+    return False
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug in connection_pool: the retry after a stale connection waits for a connection "
+    "and can be handed a reused one, so an idempotent GET fails with 'already retried once' "
+    "(when fixed, also drop KNOWN_POOL_BUG in tests/test_fuzz_http11.py)",
+)
+async def test_stale_retry_gets_a_fresh_connection_under_contention(raw_server: RawServerFactory) -> None:
+    srv = raw_server(good_or(stale_after_one))
+    async with httpcore.AsyncConnectionPool(timeout=5.0, max_connections=1) as pool:
+        assert (await pool.request("GET", srv.url + "/a")).body == b"first"  # connection 0, now idle
+        # A reuses connection 0, which the server closes; B waits for the only slot, gets it
+        # (connection 1) when A's stale connection is dropped, and A's retry waits for B.
+        a = asyncio.create_task(pool.request("GET", srv.url + "/a"))
+        await asyncio.sleep(0.05)
+        b = asyncio.create_task(pool.request("GET", srv.url + "/b"))
+        assert (await b).body == b"first"
+        # Connection 1 is closed by the server in turn once reused: A's one retry must
+        # therefore run on a new connection, not on the one B just released.
+        assert (await a).body == b"first"
+    assert srv.connections_accepted == 3

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -70,8 +72,18 @@ def send_and_reset(data: bytes, delay: float = 0.05) -> Fault:
     return fault
 
 
-def open_fds() -> set[int]:
-    return {int(name) for name in os.listdir("/proc/self/fd")}
+def open_fds() -> set[tuple[int, str]]:
+    """This process's file descriptors and what each refers to (``socket:[inode]``, so
+    a number reused for another socket counts as new)."""
+    targets = {int(name): _fd_target(name) for name in os.listdir("/proc/self/fd")}
+    return {(fd, target) for fd, target in targets.items() if target is not None}
+
+
+def _fd_target(name: str) -> str | None:
+    try:
+        return os.readlink(f"/proc/self/fd/{name}")
+    except OSError:  # the descriptor that did the listing, closed by now
+        return None
 
 
 async def attempt(pool: httpcore.AsyncConnectionPool, url: str) -> httpcore.Response | httpcore.HTTPCoreError:
@@ -544,7 +556,9 @@ async def test_informational_responses_are_skipped(raw_server: RawServerFactory)
     srv = raw_server(good_or(send_and_keep(data)))
     async with httpcore.AsyncConnectionPool(timeout=TIMEOUT) as pool:
         for _ in range(2):
-            r = await pool.request("POST", srv.url + "/fault", headers={"Expect": "100-continue"}, body=b"x")
+            r = await pool.request(
+                "POST", srv.url + "/fault", headers=[("Expect", "100-continue")], body=b"x"
+            )
             assert (r.status_code, r.body) == (200, b"final")
             assert (b"X-Final", b"1") in r.headers
             assert all(name != b"Link" for name, _ in r.headers)
@@ -613,27 +627,32 @@ async def test_write_timeout_releases_the_socket(raw_server: RawServerFactory) -
         conn.read_head()
         conn.sleep(10)
 
-    srv = raw_server(per_connection(never_reads, good_or()))
+    srv = raw_server(per_connection(good_or(), never_reads, good_or()))
+    # Once the server accepted a connection its own descriptors (selector, ...) exist.
+    socket.create_connection(("127.0.0.1", srv.port)).close()
+    assert srv.wait_for_connections(1)
     before = open_fds()
     pool = httpcore.AsyncConnectionPool(timeout=httpcore.Timeout(5.0, write=0.2))
-    with pytest.raises(httpcore.WriteTimeout, match="."):
+    with pytest.raises(httpcore.WriteTimeout, match=r"\w"):
         await pool.request("POST", srv.url + "/upload", body=b"x" * (32 * 1024 * 1024))
     assert pool.connections == []
+    await check_healthy(pool, srv)
     await pool.aclose()
     await httpcore.AsyncioBackend().sleep(0.05)
-    assert open_fds() - before - server_fds == set()
+    leaked = {(fd, target) for fd, target in open_fds() - before if fd not in server_fds}
+    assert leaked == set()
 
 
 @pytest.mark.parametrize(
     ("headers", "body"),
     [
-        ({"Content-Length": "10"}, b"short"),
-        ({"Content-Length": "2"}, b"too long"),
+        ([("Content-Length", "10")], b"short"),
+        ([("Content-Length", "2")], b"too long"),
     ],
     ids=["body-shorter-than-content-length", "body-longer-than-content-length"],
 )
 async def test_request_body_length_mismatch_sends_nothing(
-    raw_server: RawServerFactory, headers: dict[str, str], body: bytes
+    raw_server: RawServerFactory, headers: list[tuple[str, str]], body: bytes
 ) -> None:
     received: list[bytes] = []
     done = threading.Event()
@@ -723,7 +742,7 @@ async def test_stall_beyond_read_timeout(raw_server: RawServerFactory, stall_at:
     srv = raw_server(good_or(fault))
     async with httpcore.AsyncConnectionPool(timeout=TIMEOUT) as pool:
         started = time.monotonic()
-        with pytest.raises(httpcore.ReadTimeout, match="."):
+        with pytest.raises(httpcore.ReadTimeout, match=r"\w"):
             await pool.request("GET", srv.url + "/fault", timeout=SHORT)
         elapsed = time.monotonic() - started
         assert 0.2 <= elapsed < 0.9
@@ -833,3 +852,78 @@ async def test_headers_changed_after_validation_are_refused(
         await check_healthy(pool, srv)
     assert done.wait(5.0)
     assert received == []
+
+
+# -- TLS ------------------------------------------------------------------------------
+
+
+def send_and_fin(data: bytes) -> Fault:
+    """Answer with ``data``, then a bare TCP FIN: no TLS close_notify."""
+
+    def fault(conn: RawConnection, request: bytes) -> bool:
+        conn.send(data)
+        conn.shutdown_write()
+        conn.sleep(0.2)
+        return False
+
+    return fault
+
+
+@pytest.mark.parametrize("how", ["fin-without-close-notify", "reset"])
+async def test_tls_response_cut_mid_body(
+    raw_server: RawServerFactory,
+    server_ssl_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+    how: str,
+) -> None:
+    data = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"
+    fault = send_and_fin(data) if how == "fin-without-close-notify" else send_and_reset(data)
+    srv = raw_server(good_or(fault), ssl_context=server_ssl_context)
+    async with httpcore.AsyncConnectionPool(ssl_context=client_ssl_context, timeout=TIMEOUT) as pool:
+        with pytest.raises((httpcore.RemoteProtocolError, httpcore.ReadError)):
+            await pool.request("GET", srv.url + "/fault")
+        await check_healthy(pool, srv)
+
+
+async def test_tls_malformed_response(
+    raw_server: RawServerFactory, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    srv = raw_server(good_or(send_and_keep(b"garbage\r\n\r\n")), ssl_context=server_ssl_context)
+    async with httpcore.AsyncConnectionPool(ssl_context=client_ssl_context, timeout=TIMEOUT) as pool:
+        with pytest.raises(httpcore.RemoteProtocolError):
+            await pool.request("GET", srv.url + "/fault")
+        await check_healthy(pool, srv)
+
+
+def plain_http_answer(conn: RawConnection) -> None:
+    conn.send(response(400, b"plain HTTP on a TLS port"))
+    conn.close()
+
+
+def reset_in_handshake(conn: RawConnection) -> None:
+    conn.recv()  # the ClientHello
+    conn.reset()
+
+
+def garbage_in_handshake(conn: RawConnection) -> None:
+    conn.recv()
+    conn.send(b"\x16\x03\x03\x00\x05garbage and more garbage")
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [plain_http_answer, reset_in_handshake, garbage_in_handshake],
+    ids=["plain-http-server", "reset", "garbage"],
+)
+async def test_tls_handshake_failure(
+    raw_server: RawServerFactory, client_ssl_context: ssl.SSLContext, handler: Handler
+) -> None:
+    srv = raw_server(handler)
+    url = srv.url.replace("http://", "https://")
+    async with httpcore.AsyncConnectionPool(ssl_context=client_ssl_context, timeout=TIMEOUT) as pool:
+        for _ in range(2):
+            with pytest.raises(httpcore.ConnectError):
+                await pool.request("GET", url + "/")
+            assert pool.connections == []
+    assert srv.connections_accepted == 2
