@@ -27,6 +27,8 @@ __all__ = [
     "SyncLock",
     "SyncStateLock",
     "SyncWaiter",
+    "async_checkpoint",
+    "sync_checkpoint",
 ]
 
 
@@ -139,12 +141,6 @@ class AsyncLock:
                 return
         self._locked = False
 
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(self, *args: object) -> None:
-        self.release()
-
 
 class SyncLock:
     """A lock that may be held across blocking I/O, and tried without blocking."""
@@ -164,12 +160,6 @@ class SyncLock:
         self._lock.acquire()
 
     def release(self) -> None:
-        self._lock.release()
-
-    def __enter__(self) -> None:
-        self._lock.acquire()
-
-    def __exit__(self, *args: object) -> None:
         self._lock.release()
 
 
@@ -192,9 +182,8 @@ class AsyncEvent:
 
     def set(self) -> None:
         self._flag = True
-        future = self._future
-        if future is not None and not future.done():
-            future.set_result(None)
+        if self._future is not None:
+            _wake(self._future)
 
     def clear(self) -> None:
         self._flag = False
@@ -215,3 +204,12 @@ class AsyncEvent:
 
 
 SyncEvent = threading.Event
+
+
+async def async_checkpoint() -> None:
+    """Give every other task that is ready to run its turn first."""
+    await asyncio.sleep(0)
+
+
+def sync_checkpoint() -> None:
+    """Threads take their turns without being asked: nothing to do."""

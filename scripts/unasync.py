@@ -54,6 +54,7 @@ REPLACEMENTS = {
     "_async": "_sync",
     "aclose": "close",
     "aread": "read",
+    "async_checkpoint": "sync_checkpoint",
     "handle_async_request": "handle_request",
 }
 

@@ -17,10 +17,11 @@ lock under threads, never held across I/O), and every change is incremental:
   ``_queued[origin]`` indexes the same waiters by origin, so an HTTP/2 connection with
   free streams serves its own origin's waiters even when the head waits for another.
 - With HTTP/2 enabled, ``_connecting[origin]`` is a new connection whose protocol is not
-  known yet: further requests to that origin wait for it rather than open connections
-  of their own. Once it knows (``_connection_ready``) it takes as many as its capacity
-  allows and the rest get new connections, so a burst to an HTTP/2 origin opens one.
-  Origins that turned out to speak only HTTP/1.1 are remembered and skip the wait.
+  known yet: further requests to that origin wait for it (in ``_queued`` only, as they
+  need no free slot) rather than open connections of their own. Once it knows
+  (``_connection_ready``) it takes as many as its capacity allows and the rest get new
+  connections, or join ``_waiters`` for a slot, so a burst to an HTTP/2 origin opens
+  one. Origins that turned out to speak only HTTP/1.1 are remembered and skip the wait.
 
 So a checkout or release costs O(1) whatever the number of connections and waiters. An
 idle connection's liveness is checked only when it is checked out. A request that fails
@@ -204,7 +205,9 @@ class AsyncConnectionPool:
         with self._lock:
             self._closed = True
             connections = list(self._load)
-            waiters = list(self._waiters)
+            waiters = dict.fromkeys(self._waiters)
+            for queue in self._queued.values():
+                waiters.update(dict.fromkeys(queue))
             self._load.clear()
             self._available.clear()
             self._idle.clear()
@@ -273,7 +276,7 @@ class AsyncConnectionPool:
             connection = self._checkout(origin, fresh, to_close)
             if connection is None:
                 waiter = AsyncWaiter(origin)
-                self._enqueue(waiter)
+                self._enqueue(waiter, needs_slot=origin not in self._connecting)
         for stale in to_close:
             await stale.aclose()
         if waiter is None:
@@ -410,8 +413,9 @@ class AsyncConnectionPool:
             waiter.connection = connection
             waiter.wake()
 
-    def _enqueue(self, waiter: AsyncWaiter) -> None:
-        self._waiters[waiter] = None
+    def _enqueue(self, waiter: AsyncWaiter, needs_slot: bool) -> None:
+        if needs_slot:
+            self._waiters[waiter] = None
         queue = self._queued.get(waiter.origin)
         if queue is None:
             queue = self._queued[waiter.origin] = collections.OrderedDict()
@@ -456,7 +460,11 @@ class AsyncConnectionPool:
                 if available is None:
                     available = self._available[origin] = collections.OrderedDict()
                 available[connection] = None
-            while queue and len(self._load) < self._max_connections:
+            while queue:
+                if len(self._load) >= self._max_connections:
+                    for waiter in queue:
+                        self._waiters[waiter] = None  # now they wait for a free slot
+                    break
                 waiter = next(iter(queue))
                 self._dequeue(waiter)
                 new = self._factory(origin)

@@ -7,9 +7,10 @@ requests do all the work themselves.
 
 - Writing: whoever changes the h2 state marks it dirty, then flushes. One writer at a
   time holds the write lock and writes everything h2 has queued, looping until nothing
-  is left, so frames reach the wire in the order h2 produced them. Request senders wait
-  for the lock (that is the back-pressure on uploads); acknowledgements and resets only
-  try it, because the holder will send their bytes before it lets go.
+  is left, so frames reach the wire in the order h2 produced them; it first lets the
+  other ready tasks queue theirs, so a burst of requests costs one write. Uploads wait
+  for the lock (that is their back-pressure); new streams, acknowledgements and resets
+  only try it, because the holder will send their bytes before it lets go.
 - Reading: a stream that needs something from the network (its response head, body
   data, or send window) becomes the reader if nobody is reading; otherwise it parks on
   its own event. The reader feeds what it reads to h2 and hands each event to the
@@ -54,12 +55,12 @@ from .._exceptions import (
     WriteTimeout,
 )
 from .._models import Origin, Request, Response
-from .._synchronization import AsyncEvent, AsyncLock, AsyncStateLock
+from .._synchronization import AsyncEvent, AsyncLock, AsyncStateLock, async_checkpoint
 from .interfaces import AsyncConnectionInterface
 
 __all__ = ["AsyncHTTP2Connection", "AsyncHTTP2ResponseStream"]
 
-READ_SIZE = 65536
+READ_SIZE = 128 * 1024  # as HTTP/1.1: larger reads would cost page faults (mmap threshold)
 # Until the server's SETTINGS arrive we assume the stream limit RFC 9113 recommends.
 DEFAULT_MAX_STREAMS = 100
 MAX_STREAMS = 1000
@@ -67,6 +68,9 @@ STREAM_WINDOW = 1024 * 1024
 CONNECTION_WINDOW = 16 * 1024 * 1024
 MAX_FRAME_SIZE = 65536
 MAX_HEADER_LIST_SIZE = 100 * 1024
+# At most this much of an upload is queued in h2 before it is written: memory stays
+# bounded whatever window the server grants.
+WRITE_BATCH = 256 * 1024
 # How long closing may wait to hand the server a GOAWAY.
 CLOSE_TIMEOUT = 1.0
 # An idle connection that turned readable has its data already: this only bounds the
@@ -96,10 +100,22 @@ class _H2Connection(h2.connection.H2Connection):
     def __init__(self, config: h2.config.H2Configuration) -> None:
         super().__init__(config=config)
         self.state_machine._transitions = _TRANSITIONS
+        self._sweep_at = 64
 
     def clear_outbound_data_buffer(self) -> None:
         """Keep what is queued: frames of the streams the server kept, and the HPACK
         state the server has seen, must reach it."""
+
+    @property
+    def open_outbound_streams(self) -> int:
+        """h2 asks this before each new stream and walks every stream to answer, which
+        makes a burst quadratic. We count streams ourselves and refuse before h2 would,
+        so the walk (which also lets h2 drop closed streams) is done only now and then."""
+        if len(self.streams) < self._sweep_at:
+            return 0
+        count = self._open_streams(1)
+        self._sweep_at = 2 * len(self.streams) + 64
+        return count
 
 
 _DataReceived = h2.events.DataReceived
@@ -109,18 +125,20 @@ _StreamReset = h2.events.StreamReset
 _WindowUpdated = h2.events.WindowUpdated
 _RemoteSettingsChanged = h2.events.RemoteSettingsChanged
 _ConnectionTerminated = h2.events.ConnectionTerminated
+_STREAM_EVENTS = frozenset({_DataReceived, _ResponseReceived, _StreamEnded, _StreamReset})
 
 
 class _Stream:
     """What one request's stream has received so far, and how to wake its task."""
 
     __slots__ = (
+        "answered",
         "chunks",
+        "early",
         "ended",
         "error",
         "event",
         "headers",
-        "answered",
         "sent_end",
         "stop_sending",
         "stream_id",
@@ -139,6 +157,7 @@ class _Stream:
         self.wants_window = False
         self.error: Exception | None = None
         self.answered = False  # the server sent something on this stream
+        self.early = False  # opened before the server's SETTINGS told us its stream limit
         self.write_timeout = write_timeout
 
 
@@ -174,7 +193,11 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self.origin = origin
         self._stream = stream
         self._keepalive_expiry = keepalive_expiry
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        # Request heads are validated when built (``Request`` and ``_request_headers``), so
+        # h2's own outbound checks would only repeat them; its normalising stays on.
+        config = h2.config.H2Configuration(
+            client_side=True, header_encoding=None, validate_outbound_headers=False
+        )
         self._h2 = _H2Connection(config)
         self._lock = AsyncStateLock()
         self._write_lock = AsyncLock()
@@ -183,6 +206,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._parked: collections.OrderedDict[_Stream, None] = collections.OrderedDict()
         self._streams: dict[int, _Stream] = {}
         self._max_streams = DEFAULT_MAX_STREAMS
+        self._settings_known = False
         self._started = False
         self._closed = False
         self._stream_closed = False
@@ -205,15 +229,26 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         write_timeout = timeouts.get("write")
         trace = extensions.get("trace")
         headers, content, end_stream = self._request_headers(request)
-        if not self._streams and self._started and self._stream.is_readable():
+        with self._lock:
+            # Under the lock: a sync stream's readiness check is not thread-safe.
+            catch_up = not (self._streams or self._reading) and self._started and self._stream.is_readable()
+            if catch_up:
+                self._reading = True
+        if catch_up:
             await self._catch_up(write_timeout)
         stream = _Stream(write_timeout)
         if trace is not None:
             await trace("http2.send_request_headers.started", {"request": request})
-        with self._lock:
-            self._open_stream(stream, headers, content, end_stream)
         try:
-            await self._flush(write_timeout)
+            with self._lock:
+                self._open_stream(stream, headers, content, end_stream)
+        except ConnectionNotAvailable:
+            if self.is_closed():
+                await self.aclose()  # say, a GOAWAY read while idle: nobody else will close it
+            raise
+        try:
+            # No need to wait for a writer ahead of us: it sends our HEADERS along.
+            await self._flush_nowait(write_timeout)
             stream_id = stream.stream_id
             if trace is not None:
                 await trace(
@@ -234,7 +269,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                     "http2.receive_response_headers.started", {"request": request, "stream_id": stream_id}
                 )
             await self._wait_for(stream, _has_head, read_timeout)
-            if stream.headers is None:
+            # A head on a stream the server's GOAWAY refused is not to be trusted.
+            if stream.headers is None or isinstance(stream.error, ConnectionNotAvailable):
                 assert stream.error is not None
                 _raise(stream.error)
             status, response_headers = self._parse_head(stream.headers)
@@ -245,9 +281,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             if not stream.answered and isinstance(exc, (ReadError, WriteError, RemoteProtocolError)):
                 # The connection failed before the server said anything about this
                 # stream: the pool may send an idempotent request again.
-                raise StaleConnection(
-                    f"The connection failed before the server responded ({type(exc).__name__}: {exc})"
-                ) from exc
+                raise StaleConnection(f"{exc} (before any response on stream {stream.stream_id})") from exc
             raise
         if trace is not None:
             await trace(
@@ -317,12 +351,13 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         stream_id = h.get_next_available_stream_id()
         try:
             h.send_headers(stream_id, headers, end_stream=end_stream)
-        except h2.exceptions.TooManyStreamsError:
+        except h2.exceptions.TooManyStreamsError:  # pragma: no cover - we count streams first
             raise ConnectionNotAvailable() from None
-        except h2.exceptions.ProtocolError as exc:
+        except h2.exceptions.ProtocolError as exc:  # pragma: no cover - the head was checked
             raise LocalProtocolError(f"Invalid HTTP/2 request: {exc}") from exc
         stream.stream_id = stream_id
         stream.sent_end = end_stream
+        stream.early = not self._settings_known
         self._streams[stream_id] = stream
         self._requests += 1
         self._expire_at = None
@@ -360,19 +395,13 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._dirty = True
 
     def _parse_head(self, headers: list[tuple[bytes, bytes]]) -> tuple[int, list[tuple[bytes, bytes]]]:
-        status = None
-        fields = []
-        for name, value in headers:
-            if name[:1] == b":":
-                if name == b":status":
-                    status = value
-            else:
-                fields.append((bytes(name), bytes(value)))
+        # h2 has checked that a response head is :status and then regular fields only.
+        status = headers[0][1]
         try:
-            assert status is not None
-            return int(status), fields
-        except (AssertionError, ValueError):
+            code = int(status)
+        except ValueError:
             raise RemoteProtocolError(f"Invalid :status in the HTTP/2 response: {status!r}") from None
+        return code, [(bytes(name), bytes(value)) for name, value in headers[1:]]
 
     # -- the request body ----------------------------------------------------------
 
@@ -394,6 +423,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         if sending:
             with self._lock:
                 self._check(stream)
+                if stream.stop_sending:  # reset with NO_ERROR after a complete response
+                    return
                 self._h2.end_stream(stream.stream_id)
                 stream.sent_end = True
                 self._dirty = True
@@ -417,7 +448,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 window = h.local_flow_control_window(stream_id)
                 if window > 0:
                     frame_size = h.max_outbound_frame_size
-                    end = offset + min(window, size - offset)
+                    end = offset + min(window, size - offset, WRITE_BATCH)
                     while offset < end:
                         step = min(frame_size, end - offset)
                         h.send_data(stream_id, view[offset : offset + step])
@@ -459,9 +490,12 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                         data = b"".join([chunk for chunk, _ in chunks])
                         credit = sum([length for _, length in chunks])
                         chunks.clear()
-                    if credit and self._error is None:
+                    # Credit the server for what the caller now has (unless it is gone);
+                    # h2 sends a WINDOW_UPDATE once enough is owed.
+                    credited = False
+                    if self._error is None:
                         self._h2.acknowledge_received_data(credit, stream.stream_id)
-                        self._dirty = True
+                        credited = self._dirty = self._h2_has_output()
                     break
                 if stream.ended:
                     return None
@@ -471,7 +505,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                         error = RemoteProtocolError("The server refused the stream after responding")
                     _raise(error)
             await self._wait_for(stream, _has_body_event, timeout)
-        if credit:
+        if credited:
             await self._flush_nowait(stream.write_timeout)
         return data
 
@@ -479,8 +513,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         """The caller is done with this stream: free its slot, credit back what it left
         unread, and reset it if it is still open on either side."""
         with self._lock:
-            if self._streams.pop(stream.stream_id, None) is None:
-                return
+            self._streams.pop(stream.stream_id, None)
             self._parked.pop(stream, None)
             h = self._h2
             healthy = self._error is None and not self._closed
@@ -500,9 +533,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                         self._dirty = True
             stream.chunks.clear()
             idle = not self._streams
-            if idle:
-                if self._keepalive_expiry is not None:
-                    self._expire_at = time.monotonic() + self._keepalive_expiry
+            if idle and self._keepalive_expiry is not None:
+                self._expire_at = time.monotonic() + self._keepalive_expiry
             close = idle and (self._goaway is not None or not healthy)
         try:
             if healthy:
@@ -531,6 +563,9 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         """With the write lock held: write until h2 has nothing queued, then let go."""
         lock = self._write_lock
         try:
+            # Let the other tasks ready to run queue their frames first: a burst of
+            # requests then costs one write, not one each.
+            await async_checkpoint()
             while True:
                 with self._lock:
                     if not self._dirty:
@@ -577,8 +612,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 continue
             woken = False
             try:
-                if remaining is None or remaining > 0:
-                    woken = await stream.event.wait(remaining)
+                woken = await stream.event.wait(None if remaining is None else max(remaining, 0.0))
             finally:
                 if not woken:
                     with self._lock:
@@ -587,7 +621,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                             self._wake_reader()  # in case we were chosen as the next reader
             if not woken:
                 with self._lock:
-                    if stream.error is not None or ready(stream):
+                    if stream.error is not None or ready(stream):  # pragma: no cover - a near miss
                         return
                 raise timeout_error(f"Timed out waiting for the server (stream {stream.stream_id})")
 
@@ -623,21 +657,22 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 self._wake_reader()
 
     async def _catch_up(self, write_timeout: float | None) -> None:
-        """Idle, yet the server sent something: read it before opening a stream. Mostly
-        frames that were in flight when the last stream ended; a GOAWAY or a close makes
-        the new request go elsewhere, unsent."""
-        with self._lock:
-            if self._reading:  # pragma: no cover - a stream opened meanwhile reads it
-                return
-            self._reading = True
+        """Idle, yet the server sent something: as the reader, read it before opening a
+        stream. Mostly frames that were in flight when the last stream ended; a GOAWAY or
+        a close makes the new request go elsewhere, unsent."""
         try:
             await self._receive(CATCH_UP_TIMEOUT, write_timeout)
-        except ReadTimeout:
+        except ReadTimeout:  # pragma: no cover - a TLS record with no application data
             pass
         finally:
             with self._lock:
                 self._reading = False
                 self._wake_reader()
+
+    def _h2_has_output(self) -> bool:
+        """Whether h2 queued bytes to send; under the lock. Peeks at h2's buffer: taking
+        it (``data_to_send``) would cost a copy each time a read queued nothing."""
+        return bool(self._h2._data_to_send)
 
     def _wake_reader(self) -> None:
         """Under the lock, with nobody reading: wake one parked stream to read."""
@@ -660,7 +695,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             await self._fail(RemoteProtocolError("The server closed the connection"))
             return
         with self._lock:
-            if self._error is not None:
+            if self._error is not None:  # pragma: no cover - it failed while we were reading
                 return
             h = self._h2
             try:
@@ -678,11 +713,12 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                     else:
                         reason = "a frame is larger than the size we allow"
                     error = RemoteProtocolError(f"The server broke the HTTP/2 protocol: {reason}")
-            self._dirty = True
+            # Acknowledgements of SETTINGS and PING, resets of streams we forgot...
+            self._dirty = self._dirty or self._h2_has_output()
         if error is not None:
             try:
                 await self._flush_nowait(CLOSE_TIMEOUT)  # h2 queued a GOAWAY telling why
-            except HTTPCoreError:
+            except HTTPCoreError:  # pragma: no cover - the GOAWAY is a courtesy
                 pass
             await self._fail(error)
         else:
@@ -691,80 +727,78 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
     def _dispatch(self, events: list[h2.events.Event]) -> Exception | None:
         """Hand h2's events to their streams; under the lock. Returns a connection error."""
         streams = self._streams
+        h = self._h2
         for event in events:
             kind = type(event)
-            if kind is _DataReceived:
-                data_event = typing.cast(h2.events.DataReceived, event)
-                stream = streams.get(data_event.stream_id)
-                if stream is None:  # pragma: no cover - we reset every stream we forget
-                    self._h2.acknowledge_received_data(
-                        data_event.flow_controlled_length, data_event.stream_id
-                    )
+            if kind in _STREAM_EVENTS:
+                stream_id: int = event.stream_id  # type: ignore[attr-defined]
+                stream = streams.get(stream_id)
+                if stream is None:
+                    # Forgotten without a reset (the server's GOAWAY refused it): its data
+                    # still counts against the connection window.
+                    if kind is _DataReceived:
+                        h.acknowledge_received_data(
+                            typing.cast(h2.events.DataReceived, event).flow_controlled_length, stream_id
+                        )
                     continue
-                stream.answered = True
-                if data_event.data:
-                    stream.chunks.append((data_event.data, data_event.flow_controlled_length))
-                elif data_event.flow_controlled_length:
-                    self._h2.acknowledge_received_data(
-                        data_event.flow_controlled_length, data_event.stream_id
-                    )
-                    continue
+                if kind is _StreamReset:
+                    self._stream_reset(stream, typing.cast(h2.events.StreamReset, event))
                 else:
-                    continue
-            elif kind is _ResponseReceived:
-                head_event = typing.cast(h2.events.ResponseReceived, event)
-                stream = streams.get(head_event.stream_id)
-                if stream is None:
-                    continue
-                stream.headers = head_event.headers
-                stream.answered = True
-            elif kind is _StreamEnded:
-                stream = streams.get(typing.cast(h2.events.StreamEnded, event).stream_id)
-                if stream is None:
-                    continue
-                stream.ended = True
-                stream.answered = True
-            elif kind is _StreamReset:
-                reset = typing.cast(h2.events.StreamReset, event)
-                stream = streams.get(reset.stream_id)
-                if stream is None:
-                    continue
-                stream.answered = True
-                if reset.error_code == ErrorCodes.NO_ERROR and stream.ended:
-                    stream.stop_sending = True  # a complete response: stop the upload, quietly
-                else:
-                    who = "The server" if reset.remote_reset else "h2, after a server protocol error,"
-                    stream.error = RemoteProtocolError(
-                        f"{who} reset stream {reset.stream_id} ({_error_name(reset.error_code)})"
-                    )
+                    stream.answered = True
+                    if kind is _DataReceived:
+                        data_event = typing.cast(h2.events.DataReceived, event)
+                        if not data_event.data:
+                            # Padding, or an empty frame: nothing for the caller.
+                            h.acknowledge_received_data(data_event.flow_controlled_length, stream_id)
+                            continue
+                        stream.chunks.append((data_event.data, data_event.flow_controlled_length))
+                    elif kind is _ResponseReceived:
+                        stream.headers = typing.cast(h2.events.ResponseReceived, event).headers
+                    else:
+                        stream.ended = True
+                self._wake(stream)
             elif kind is _WindowUpdated:
                 stream_id = typing.cast(h2.events.WindowUpdated, event).stream_id
-                if stream_id:
-                    stream = streams.get(stream_id)
-                    if stream is None or not stream.wants_window:
-                        continue
-                else:
+                if stream_id == 0:
                     self._wake_senders()
-                    continue
+                else:
+                    stream = streams.get(stream_id)
+                    if stream is not None and stream.wants_window:
+                        self._wake(stream)
             elif kind is _RemoteSettingsChanged:
                 changed = typing.cast(h2.events.RemoteSettingsChanged, event).changed_settings
+                self._settings_known = True
                 setting = changed.get(SettingCodes.MAX_CONCURRENT_STREAMS)
                 if setting is not None:
                     self._max_streams = min(setting.new_value, MAX_STREAMS)
                 if SettingCodes.INITIAL_WINDOW_SIZE in changed:
                     self._wake_senders()
-                continue
             elif kind is _ConnectionTerminated:
                 error = self._goaway_received(typing.cast(h2.events.ConnectionTerminated, event))
                 if error is not None:
                     return error
-                continue
-            else:
-                # Informational responses, trailers, pings, settings acks, priority,
-                # unknown frames: nothing a waiting request needs.
-                continue
-            self._wake(stream)
+            # Informational responses, trailers, pings, settings acks, priority and unknown
+            # frames: nothing a waiting request needs.
         return None
+
+    def _stream_reset(self, stream: _Stream, reset: h2.events.StreamReset) -> None:
+        if reset.error_code == ErrorCodes.REFUSED_STREAM and not stream.answered:
+            # Not processed (RFC 9113 section 8.7). Sent before we knew the server's stream
+            # limit: it goes elsewhere; otherwise an idempotent request is sent again once.
+            stream.error = (
+                ConnectionNotAvailable()
+                if stream.early
+                else RemoteProtocolError(f"The server refused stream {reset.stream_id}")
+            )
+            return
+        stream.answered = True
+        if reset.error_code == ErrorCodes.NO_ERROR and stream.ended:
+            stream.stop_sending = True  # a complete response: stop the upload, quietly
+            return
+        who = "The server" if reset.remote_reset else "h2, after a server protocol error,"
+        stream.error = RemoteProtocolError(
+            f"{who} reset stream {reset.stream_id} ({_error_name(reset.error_code)})"
+        )
 
     def _wake(self, stream: _Stream) -> None:
         if not stream.event.is_set():
@@ -778,8 +812,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
 
     def _goaway_received(self, event: h2.events.ConnectionTerminated) -> Exception | None:
         last_stream_id = event.last_stream_id or 0
-        if self._goaway is None or last_stream_id < self._goaway:
-            self._goaway = last_stream_id
+        self._goaway = last_stream_id if self._goaway is None else min(self._goaway, last_stream_id)
         error_code = event.error_code or 0
         for stream_id, stream in self._streams.items():
             if stream_id > last_stream_id and stream.error is None:
@@ -792,17 +825,12 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
     async def _fail(self, error: Exception) -> None:
         """The connection is broken: fail every stream in flight and close it."""
         with self._lock:
-            if self._error is None:
-                self._error = error
-            goaway = self._goaway
-            for stream_id, stream in self._streams.items():
+            self._error = self._error or error
+            for stream in self._streams.values():
                 if stream.ended:
                     stream.stop_sending = True  # its response is complete: let it be read
-                elif stream.error is None:
-                    if goaway is not None and stream_id > goaway:
-                        stream.error = ConnectionNotAvailable()
-                    else:
-                        stream.error = RemoteProtocolError(*error.args)
+                else:
+                    stream.error = stream.error or RemoteProtocolError(*error.args)
                 self._wake(stream)
             self._parked.clear()
         await self._close_stream()
@@ -839,8 +867,8 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             for stream in self._streams.values():
                 if stream.ended:
                     stream.stop_sending = True
-                elif stream.error is None:
-                    stream.error = ReadError("The connection was closed")
+                else:
+                    stream.error = stream.error or ReadError("The connection was closed")
                 self._wake(stream)
             goodbye = self._started and self._error is None and not self._stream_closed
             if goodbye:

@@ -25,6 +25,7 @@ from httpcore._exceptions import ConnectionNotAvailable
 from tests.servers.app import pattern
 from tests.servers.asgi_server import HypercornServer, UvicornServer
 from tests.servers.h2raw import H2Peer, h2_handler
+from tests.servers.netutil import has_ipv6_loopback
 from tests.servers.raw import RawServerFactory, per_connection
 
 TIMEOUT = httpcore.Timeout(5.0)
@@ -252,11 +253,12 @@ def test_streaming_response_and_early_close(h2c_unlimited: HypercornServer) -> N
             body = b"".join([chunk for chunk in r.stream()])
         assert body == pattern(100000)
         for _ in range(1000):
-            with pool.stream("GET", h2c_server.url + f"/stream?size={4 * MiB}") as r:
+            with pool.stream("GET", h2c_server.url + "/stream?size=300000&chunk=16384") as r:
                 r.stream().__next__()
         connection = only_connection(pool)
         assert connection._streams == {}
-        assert connection._h2.open_outbound_streams == 0
+        assert not [s for s in connection._h2.streams.values() if s.open]
+        assert len(connection._h2.streams) <= 2 * 100 + 64  # h2 drops closed streams now and then
         r = pool.request("GET", h2c_server.url + f"/fixed?size={4 * MiB}")
         assert len(r.body) == 4 * MiB
         assert only_connection(pool) is connection
@@ -392,6 +394,25 @@ def test_goaway_on_idle_connection_is_noticed(
     assert srv.connections_accepted == 2
 
 
+def test_goaway_read_while_idle(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"one")
+        peer.conn.sleep(0.1)
+        peer.goaway(last_stream_id=1)
+        peer.wait_closed()
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    with pool_for() as pool:
+        assert (pool.request("GET", srv.url + "/1")).body == b"one"
+        first = only_connection(pool)
+        httpcore.SyncBackend().sleep(0.3)  # the GOAWAY waits, unread
+        assert not first.has_expired()
+        assert (pool.request("POST", srv.url + "/2", body=b"x")).body == b"ok:/2"
+        assert first.is_closed() and first._stream_closed
+    assert srv.connections_accepted == 2
+
+
 def test_goaway_with_error_fails_streams(raw_server: RawServerFactory) -> None:
     def script(peer: H2Peer) -> None:
         peer.wait_stream(1)
@@ -400,7 +421,7 @@ def test_goaway_with_error_fails_streams(raw_server: RawServerFactory) -> None:
 
     srv = raw_server(per_connection(h2_handler(script), h2_handler(script), h2_handler(serve)))
     with pool_for() as pool:
-        with pytest.raises(httpcore.RemoteProtocolError, match="ENHANCE_YOUR_CALM.*not idempotent"):
+        with pytest.raises(httpcore.RemoteProtocolError, match=r"ENHANCE_YOUR_CALM.*not idempotent"):
             pool.request("POST", srv.url + "/", body=b"x")
         assert pool.connections == []
         # Nothing came back on the stream: an idempotent request is sent again, once.
@@ -428,6 +449,27 @@ def test_server_reset_fails_only_its_stream(raw_server: RawServerFactory) -> Non
             with pytest.raises(httpcore.RemoteProtocolError, match="CANCEL"):
                 partial.read()
     assert srv.connections_accepted == 1
+
+
+def test_refused_stream(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.reset(1, ErrorCodes.REFUSED_STREAM)  # before our SETTINGS got there: go elsewhere
+        peer.wait_stream(3)
+        peer.respond(3, body=b"three")
+        peer.wait_stream(5)
+        peer.reset(5, ErrorCodes.REFUSED_STREAM)  # later: sent again once if idempotent
+        peer.wait_stream(7)
+        peer.reset(7, ErrorCodes.REFUSED_STREAM)  # a GET: sent again, on a new connection
+        peer.wait_closed()
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    with pool_for() as pool:
+        assert (pool.request("POST", srv.url + "/1", body=b"x")).body == b"three"
+        with pytest.raises(httpcore.RemoteProtocolError, match=r"refused stream 5.*not idempotent"):
+            pool.request("POST", srv.url + "/2", body=b"x")
+        assert (pool.request("GET", srv.url + "/3")).body == b"ok:/3"
+    assert srv.connections_accepted == 2
 
 
 def test_settings_changes_mid_connection(raw_server: RawServerFactory) -> None:
@@ -489,11 +531,12 @@ def test_stalled_window_times_out_and_reads_lazily(raw_server: RawServerFactory)
 
 def test_early_response_stops_upload(raw_server: RawServerFactory) -> None:
     def script(peer: H2Peer) -> None:
-        peer.wait_headers(1)
-        peer.respond(1, 413, body=b"too big")
-        peer.reset(1, ErrorCodes.NO_ERROR)
-        peer.wait_stream(3)
-        peer.respond(3, body=b"next")
+        for stream_id in (1, 3):
+            peer.wait_headers(stream_id)
+            peer.respond(stream_id, 413, body=b"too big")
+            peer.reset(stream_id, ErrorCodes.NO_ERROR)
+        peer.wait_stream(5)
+        peer.respond(5, body=b"next")
         peer.wait_closed()
 
     srv = raw_server(h2_handler(script, settings={SettingCodes.INITIAL_WINDOW_SIZE: 1000}, auto_window=False))
@@ -501,6 +544,8 @@ def test_early_response_stops_upload(raw_server: RawServerFactory) -> None:
         r = pool.request("POST", srv.url + "/", body=pattern(100_000))
         assert r.status_code == 413
         assert r.body == b"too big"
+        r = pool.request("POST", srv.url + "/", body=[b"x" * 1000] * 100)
+        assert r.status_code == 413
         assert (pool.request("GET", srv.url + "/")).body == b"next"
 
 
@@ -646,3 +691,181 @@ def test_pool_closed_with_response_open(h2c_server: HypercornServer) -> None:
     pool.close()
     with pytest.raises(httpcore.ReadError):
         r.read()
+
+
+def test_unknown_reset_code_and_odd_data_frames(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.h2.send_headers(1, [(b":status", b"200")])
+        peer.h2.send_data(1, b"", pad_length=20)  # padding only: nothing for the caller
+        peer.h2.send_data(1, b"")  # an empty frame
+        peer.h2.send_data(1, b"data", pad_length=3)
+        peer.h2.end_stream(1)
+        peer.flush()
+        peer.wait_stream(3)
+        peer.reset(3, 0xFF)
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script))
+    with pool_for() as pool:
+        assert (pool.request("GET", srv.url + "/")).body == b"data"
+        with pytest.raises(httpcore.RemoteProtocolError, match="error code 255"):
+            pool.request("POST", srv.url + "/", body=b"x")
+
+
+def test_ipv6_authority(raw_server: RawServerFactory) -> None:
+    if not has_ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback")
+
+    def script(peer: H2Peer) -> None:
+        request = peer.wait_stream(1)
+        peer.respond(1, body=request.header(b":authority") or b"")
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script), host="::1")
+    with pool_for() as pool:
+        assert (pool.request("GET", srv.url + "/")).body == f"[::1]:{srv.port}".encode()
+
+
+def test_stream_limit_of_a_direct_connection(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"one", end=False)
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script, settings={SettingCodes.MAX_CONCURRENT_STREAMS: 1}))
+    connection = httpcore.HTTPConnection(httpcore.URL(srv.url).origin, http1=False, http2=True)
+    r = connection.handle_request(httpcore.Request("GET", srv.url + "/"))
+    assert r.stream() is r.stream  # the protocol's own stream object
+    assert connection.capacity() == 1
+    assert not connection.has_expired()  # busy, not expired
+    with pytest.raises(ConnectionNotAvailable):
+        connection.handle_request(httpcore.Request("GET", srv.url + "/"))
+    r.close()
+    connection.close()
+
+
+def test_sync_iterable_body_and_padded_header(h2c_server: HypercornServer) -> None:
+    with pool_for() as pool:
+        r = pool.request("POST", h2c_server.url + "/echo_body", body=[b"ab", b"cd"])
+        assert r.body == b"abcd"
+        r = pool.request("GET", h2c_server.url + "/echo_headers", headers=[(b"x-padded", b" value ")])
+        assert dict(json.loads(r.body)["headers"])["x-padded"] == "value"
+
+
+def test_reset_after_the_last_chunk_was_sent(raw_server: RawServerFactory) -> None:
+    def body() -> Iterator[bytes]:
+        yield b"x"
+        httpcore.SyncBackend().sleep(0.3)  # the server resets the stream meanwhile
+
+    def script(peer: H2Peer) -> None:
+        peer.wait(lambda: 1 in peer.requests and bool(peer.requests[1].body))
+        peer.reset(1, ErrorCodes.INTERNAL_ERROR)
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script))
+    with pool_for() as pool:
+        with pytest.raises(httpcore.RemoteProtocolError, match="INTERNAL_ERROR"):
+            pool.request("POST", srv.url + "/", body=body())
+
+
+def test_goaway_refusing_an_answered_stream(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"head", end=False)
+        peer.goaway(last_stream_id=0)  # nonsense: stream 1 was answered
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script))
+    with pool_for() as pool, pool.stream("GET", srv.url + "/") as r:
+        with pytest.raises(httpcore.RemoteProtocolError, match="refused the stream after responding"):
+            r.read()
+
+
+def test_frames_for_a_refused_stream_are_credited(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"first-", end=False)
+        peer.wait_stream(3)
+        peer.goaway(last_stream_id=1)
+        peer.respond(3, end=False)  # a server that answers what it refused
+        peer.conn.sleep(0.2)  # the client has forgotten stream 3 by now
+        peer.send_body(3, pattern(50_000))
+        peer.send_body(1, b"done")
+        peer.wait_closed()
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    with pool_for() as pool, pool.stream("GET", srv.url + "/a") as first:
+        assert (pool.request("GET", srv.url + "/b")).body == b"ok:/b"
+        assert first.read() == b"first-done"
+
+
+def test_connection_failure_after_a_complete_response(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"complete")
+        peer.wait_stream(3)
+        peer.conn.reset()
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    with pool_for() as pool:
+        first = pool.request("GET", srv.url + "/1", stream=True)
+        with pytest.raises(httpcore.RemoteProtocolError):
+            pool.request("POST", srv.url + "/2", body=b"x")
+        assert first.read() == b"complete"  # it had all arrived
+
+
+def test_writes_to_a_dead_connection(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"partial", end=False)
+        peer.wait_stream(3)
+        peer.respond(3, body=b"whole")
+        peer.conn.reset()
+
+    srv = raw_server(h2_handler(script))
+    with pool_for() as pool:
+        partial = pool.request("GET", srv.url + "/1", stream=True)
+        assert (pool.request("GET", srv.url + "/2")).body == b"whole"
+        httpcore.SyncBackend().sleep(0.2)  # the reset has arrived by now
+        partial.close()  # its RST_STREAM cannot be written: no error for the caller
+    pool2 = pool_for()
+    srv2 = raw_server(h2_handler(script))
+    partial = pool2.request("GET", srv2.url + "/1", stream=True)
+    pool2.request("GET", srv2.url + "/2")
+    httpcore.SyncBackend().sleep(0.2)
+    pool2.close()  # its GOAWAY cannot be written: no error either
+    with pytest.raises(httpcore.ReadError):
+        partial.read()
+
+
+def test_pool_closed_with_complete_response_unread(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.h2.send_headers(1, [(b":status", b"200")])
+        peer.h2.send_data(1, b"complete", end_stream=True)
+        peer.flush()  # head, body and end in one write
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script))
+    pool = pool_for()
+    r = pool.request("GET", srv.url + "/", stream=True)
+    pool.close()
+    assert r.read() == b"complete"
+
+
+def test_trace_over_tls(h2_server: HypercornServer, client_ssl_context: ssl.SSLContext) -> None:
+    events: list[str] = []
+
+    def trace(name: str, info: dict[str, typing.Any]) -> None:
+        events.append(name)
+
+    with httpcore.ConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
+        pool.request("GET", h2_server.url + "/", extensions={"trace": trace})
+    assert events[:4] == [
+        "connection.connect_tcp.started",
+        "connection.connect_tcp.complete",
+        "connection.start_tls.started",
+        "connection.start_tls.complete",
+    ]
+    assert "http2.send_request_body.started" not in events

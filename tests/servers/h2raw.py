@@ -79,7 +79,7 @@ class H2Peer:
         self.h2.initiate_connection()
         if self.settings:
             # In force once the client acknowledges them, as RFC 9113 has it.
-            self.h2.update_settings(self.settings)  # type: ignore[arg-type]
+            self.h2.update_settings(self.settings)
         self.flush()
 
     def flush(self) -> None:
@@ -210,7 +210,7 @@ class H2Peer:
         self.h2.state_machine.state = h2.connection.ConnectionState.SERVER_OPEN
 
     def update_settings(self, settings: dict[int, int]) -> None:
-        self.h2.update_settings(settings)  # type: ignore[arg-type]
+        self.h2.update_settings(settings)
         self.flush()
 
     def serve_forever(self, timeout: float = 10.0) -> None:

@@ -1,0 +1,121 @@
+"""HTTP/2 multiplexing from many threads at once on the sync pool.
+
+Sync only: the threads share one connection, its state lock and its reader hand-off,
+which the generated tests (one thread each) never exercise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import ssl
+import threading
+import typing
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from h2.errors import ErrorCodes
+
+import httpcore
+from tests.servers.app import pattern
+from tests.servers.asgi_server import HypercornServer
+from tests.servers.h2raw import H2Peer, h2_handler
+from tests.servers.raw import RawServerFactory
+
+MiB = 1024 * 1024
+
+
+def run_threads(count: int, work: Callable[[int], typing.Any]) -> list[typing.Any]:
+    """Run ``work(i)`` in ``count`` threads released at the same moment."""
+    barrier = threading.Barrier(count)
+
+    def start(index: int) -> typing.Any:
+        barrier.wait(5)
+        return work(index)
+
+    with ThreadPoolExecutor(count) as executor:
+        return list(executor.map(start, range(count)))
+
+
+def test_threads_burst_opens_one_connection(
+    h2_server: HypercornServer, client_ssl_context: ssl.SSLContext
+) -> None:
+    with httpcore.ConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
+        responses = run_threads(50, lambda i: pool.request("GET", h2_server.url + f"/echo_headers?i={i}"))
+        assert [json.loads(r.body)["query_string"] for r in responses] == [f"i={i}" for i in range(50)]
+        assert {r.http_version for r in responses} == {b"HTTP/2"}
+        assert len(pool.connections) == 1
+
+
+def test_threads_stream_and_upload_concurrently(h2c_server: HypercornServer) -> None:
+    def chunks() -> Iterator[bytes]:
+        for index in range(8):
+            yield pattern(MiB, index * MiB)
+
+    expected = hashlib.sha256(pattern(8 * MiB)).hexdigest()
+
+    def work(index: int) -> None:
+        if index % 2:
+            r = pool.request("POST", h2c_server.url + "/upload", body=chunks())
+            assert json.loads(r.body)["sha256"] == expected
+        else:
+            size = (index + 1) * 700_000
+            with pool.stream("GET", h2c_server.url + f"/stream?size={size}&chunk=50000") as r:
+                received = bytearray()
+                for chunk in r.stream():
+                    received += chunk
+            assert received == pattern(size)
+
+    with httpcore.ConnectionPool(http1=False, http2=True) as pool:
+        pool.request("GET", h2c_server.url + "/")
+        run_threads(12, work)
+        assert len(pool.connections) == 1
+        connection = typing.cast(typing.Any, pool.connections[0])._connection
+        assert connection._streams == {}
+        assert not connection._reading
+
+
+def test_threads_with_timeouts_and_early_closes(h2c_server: HypercornServer) -> None:
+    def work(index: int) -> str:
+        kind = index % 3
+        try:
+            if kind == 0:
+                return pool.request(
+                    "GET", h2c_server.url + "/slow_headers?delay=1", timeout=0.1
+                ).body.decode()
+            if kind == 1:
+                with pool.stream("GET", h2c_server.url + f"/stream?size={2 * MiB}") as r:
+                    next(iter(r.stream()))
+                return "closed early"
+            return pool.request("GET", h2c_server.url + "/").body.decode()
+        except httpcore.ReadTimeout:
+            return "timeout"
+
+    with httpcore.ConnectionPool(http1=False, http2=True) as pool:
+        pool.request("GET", h2c_server.url + "/")
+        results = run_threads(30, work)
+        assert results == [["timeout", "closed early", "Hello, world!"][i % 3] for i in range(30)]
+        connection = typing.cast(typing.Any, pool.connections[0])._connection
+        assert connection._streams == {}
+        assert not [s for s in connection._h2.streams.values() if s.open]
+        assert pool.request("GET", h2c_server.url + "/").status_code == 200
+
+
+def test_threads_see_a_connection_failure(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_requests(4)
+        peer.respond(1, body=b"one")
+        peer.goaway(last_stream_id=7, error_code=ErrorCodes.INTERNAL_ERROR)
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script))
+    with httpcore.ConnectionPool(http1=False, http2=True) as pool:
+
+        def work(index: int) -> str:
+            try:
+                return pool.request("POST", srv.url + f"/{index}", body=b"x").body.decode()
+            except httpcore.RemoteProtocolError:
+                return "failed"
+
+        results = sorted(run_threads(4, work))
+        assert results in (["failed"] * 4, ["failed", "failed", "failed", "one"])
