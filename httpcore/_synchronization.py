@@ -55,10 +55,12 @@ def _expire(future: asyncio.Future[bool]) -> None:
 class AsyncWaiter:
     """A task waiting for the pool to grant it a connection."""
 
-    __slots__ = ("_future", "connection", "error", "origin")
+    __slots__ = ("_future", "connection", "error", "fresh", "origin")
 
-    def __init__(self, origin: typing.Any) -> None:
+    def __init__(self, origin: typing.Any, fresh: bool = False) -> None:
         self.origin = origin
+        # A retry after a stale connection: it must get a new connection, never a used one.
+        self.fresh = fresh
         self.connection: typing.Any = None
         self.error: BaseException | None = None
         self._future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -82,10 +84,12 @@ class AsyncWaiter:
 class SyncWaiter:
     """A thread waiting for the pool to grant it a connection."""
 
-    __slots__ = ("_event", "connection", "error", "origin")
+    __slots__ = ("_event", "connection", "error", "fresh", "origin")
 
-    def __init__(self, origin: typing.Any) -> None:
+    def __init__(self, origin: typing.Any, fresh: bool = False) -> None:
         self.origin = origin
+        # A retry after a stale connection: it must get a new connection, never a used one.
+        self.fresh = fresh
         self.connection: typing.Any = None
         self.error: BaseException | None = None
         self._event = threading.Event()

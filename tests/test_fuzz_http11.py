@@ -30,10 +30,6 @@ READ_TIMEOUT = 0.1
 TIMEOUT = httpcore.Timeout(2.0, read=READ_TIMEOUT)
 CASE_BOUND = 2.0  # seconds any one case may take, whatever the server does
 TOTAL_BOUND = 15.0 * CASES / 300  # seconds for a whole run (about 5 s for 300 cases)
-# Under contention the retry after a stale connection can be handed another reused
-# connection (see test_stale_retry_gets_a_fresh_connection_under_contention, xfail): the
-# concurrent variants tolerate that one failure of a good GET until the pool is fixed.
-KNOWN_POOL_BUG = "it was already retried once"
 INTERESTING = b"\r\n:; \t\x00\x7f\x80\xff0129afAFzZ-+,/"
 
 
@@ -240,8 +236,6 @@ def run_good(pool: httpcore.ConnectionPool, server: FuzzServer, case: Case, limi
     try:
         r = pool.request("GET", f"{server.url}/good/{case.index}")
     except httpcore.HTTPCoreError as exc:
-        if limit > 2 and KNOWN_POOL_BUG in str(exc):
-            return
         raise AssertionError(f"the pool was poisoned by {case}: {exc!r}") from exc
     check_good(r.body, case.index, pool, case, limit)
 
@@ -278,8 +272,6 @@ async def run_good_async(
     try:
         r = await pool.request("GET", f"{server.url}/good/{case.index}")
     except httpcore.HTTPCoreError as exc:
-        if limit > 2 and KNOWN_POOL_BUG in str(exc):
-            return
         raise AssertionError(f"the pool was poisoned by {case}: {exc!r}") from exc
     check_good(r.body, case.index, pool, case, limit)
 

@@ -70,12 +70,6 @@ def stale_after_one(conn: RawConnection, request: bytes) -> bool:
     return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in connection_pool: the retry after a stale connection waits for a connection "
-    "and can be handed a reused one, so an idempotent GET fails with 'already retried once' "
-    "(when fixed, also drop KNOWN_POOL_BUG in tests/test_fuzz_http11.py)",
-)
 async def test_stale_retry_gets_a_fresh_connection_under_contention(raw_server: RawServerFactory) -> None:
     srv = raw_server(good_or(stale_after_one))
     async with httpcore.AsyncConnectionPool(timeout=5.0, max_connections=1) as pool:

@@ -275,7 +275,7 @@ class AsyncConnectionPool:
                 self._adopt_orphans(to_close)
             connection = self._checkout(origin, fresh, to_close)
             if connection is None:
-                waiter = AsyncWaiter(origin)
+                waiter = AsyncWaiter(origin, fresh)
                 self._enqueue(waiter, needs_slot=origin not in self._connecting)
         for stale in to_close:
             await stale.aclose()
@@ -371,11 +371,11 @@ class AsyncConnectionPool:
         waiters = self._waiters
         while waiters and count < capacity:
             head = next(iter(waiters))
-            if head.origin != origin:
+            if head.origin != origin or head.fresh:
                 # HTTP/2 streams free: this origin's waiters need no new connection, so
                 # they need not wait behind a head that does.
                 queue = self._queued.get(origin) if capacity > 1 else None
-                if queue:
+                if queue and not next(iter(queue)).fresh:
                     head = next(iter(queue))
                 elif count == 0:
                     # Strict FIFO: an idle connection the head cannot use makes way for one it can.

@@ -64,6 +64,12 @@ class SyncStream(NetworkStream):
 
     def close(self) -> None:
         try:
+            # shutdown() first: close() alone leaves a thread blocked in recv() on this
+            # socket (another HTTP/2 stream's reader) waiting out its read timeout.
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
             self._sock.close()
         except OSError:  # pragma: no cover
             pass
