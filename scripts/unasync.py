@@ -45,6 +45,7 @@ REPLACEMENTS = {
     "AsyncNetworkBackend": "NetworkBackend",
     "AsyncNetworkStream": "NetworkStream",
     "AsyncPoolResponseStream": "PoolResponseStream",
+    "AsyncResponseStream": "ResponseStream",
     "AsyncEvent": "SyncEvent",
     "AsyncLock": "SyncLock",
     "AsyncStateLock": "SyncStateLock",

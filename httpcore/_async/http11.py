@@ -31,7 +31,7 @@ from .._exceptions import (
     WriteError,
 )
 from .._models import Origin, Request, Response
-from .interfaces import AsyncConnectionInterface
+from .interfaces import AsyncConnectionInterface, AsyncResponseStream
 
 __all__ = ["AsyncHTTP11Connection"]
 
@@ -333,11 +333,11 @@ def _map_h11_error(exc: h11.ProtocolError) -> HTTPCoreError:
     return LocalProtocolError(str(exc) or "The request is not valid HTTP/1.1")
 
 
-class AsyncHTTP11ResponseStream:
+class AsyncHTTP11ResponseStream(AsyncResponseStream):
     """A response body pulled chunk by chunk from its connection; closing it (or reading
     to the end) hands the connection back."""
 
-    __slots__ = ("_closed", "_connection", "_timeout", "_trace")
+    __slots__ = ("_connection", "_timeout", "_trace")
 
     def __init__(self, connection: AsyncHTTP11Connection, timeout: float | None, trace: typing.Any) -> None:
         self._connection = connection
@@ -345,24 +345,11 @@ class AsyncHTTP11ResponseStream:
         self._trace = trace
         self._closed = False
 
-    def __call__(self) -> AsyncHTTP11ResponseStream:
-        return self
+    async def _receive(self) -> bytes | None:
+        return await self._connection._receive_body_chunk(self._timeout)
 
-    def __aiter__(self) -> AsyncHTTP11ResponseStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._closed:
-            raise StopAsyncIteration
-        try:
-            chunk = await self._connection._receive_body_chunk(self._timeout)
-        except BaseException:
-            self._closed = True
-            raise
-        if chunk is None:
-            await self.aclose()
-            raise StopAsyncIteration
-        return chunk
+    async def _failed(self) -> None:
+        self._closed = True  # the connection closed itself on the error
 
     async def aclose(self) -> None:
         if not self._closed:

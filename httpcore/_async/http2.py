@@ -56,7 +56,7 @@ from .._exceptions import (
 )
 from .._models import Origin, Request, Response
 from .._synchronization import AsyncEvent, AsyncLock, AsyncStateLock, async_checkpoint
-from .interfaces import AsyncConnectionInterface
+from .interfaces import AsyncConnectionInterface, AsyncResponseStream
 
 __all__ = ["AsyncHTTP2Connection", "AsyncHTTP2ResponseStream"]
 
@@ -893,11 +893,11 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         )
 
 
-class AsyncHTTP2ResponseStream:
+class AsyncHTTP2ResponseStream(AsyncResponseStream):
     """A response body handed over as it arrives; closing it (or reading to the end)
     frees the stream, resetting it if the server was still sending."""
 
-    __slots__ = ("_closed", "_connection", "_stream", "_timeout", "_trace")
+    __slots__ = ("_connection", "_stream", "_timeout", "_trace")
 
     def __init__(
         self, connection: AsyncHTTP2Connection, stream: _Stream, timeout: float | None, trace: typing.Any
@@ -908,24 +908,8 @@ class AsyncHTTP2ResponseStream:
         self._trace = trace
         self._closed = False
 
-    def __call__(self) -> AsyncHTTP2ResponseStream:
-        return self
-
-    def __aiter__(self) -> AsyncHTTP2ResponseStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        if self._closed:
-            raise StopAsyncIteration
-        try:
-            chunk = await self._connection._receive_body_chunk(self._stream, self._timeout)
-        except BaseException:
-            await self.aclose()
-            raise
-        if chunk is None:
-            await self.aclose()
-            raise StopAsyncIteration
-        return chunk
+    async def _receive(self) -> bytes | None:
+        return await self._connection._receive_body_chunk(self._stream, self._timeout)
 
     async def aclose(self) -> None:
         if not self._closed:

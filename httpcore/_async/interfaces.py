@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .._models import Origin, Request, Response
 
-__all__ = ["AsyncConnectionInterface"]
+__all__ = ["AsyncConnectionInterface", "AsyncResponseStream"]
 
 
 class AsyncConnectionInterface:
@@ -33,6 +33,46 @@ class AsyncConnectionInterface:
 
     def is_closed(self) -> bool:
         raise NotImplementedError()  # pragma: no cover
+
+    async def aclose(self) -> None:
+        raise NotImplementedError()  # pragma: no cover
+
+
+class AsyncResponseStream:
+    """A response body as every protocol hands it out: call it (``r.stream()``) or
+    iterate it; it closes itself at its end or on an error, and ``aclose()`` ends it early."""
+
+    __slots__ = ("_closed",)
+
+    def __init__(self) -> None:
+        self._closed = False
+
+    def __call__(self) -> AsyncResponseStream:
+        return self
+
+    def __aiter__(self) -> AsyncResponseStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        try:
+            chunk = await self._receive()
+        except BaseException:
+            await self._failed()
+            raise
+        if chunk is None:
+            await self.aclose()
+            raise StopAsyncIteration
+        return chunk
+
+    async def _receive(self) -> bytes | None:
+        """The next piece of the body, or None at its end."""
+        raise NotImplementedError()  # pragma: no cover
+
+    async def _failed(self) -> None:
+        """Receiving raised: by default, close as if the caller had."""
+        await self.aclose()
 
     async def aclose(self) -> None:
         raise NotImplementedError()  # pragma: no cover

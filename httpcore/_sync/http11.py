@@ -32,7 +32,7 @@ from .._exceptions import (
     WriteError,
 )
 from .._models import Origin, Request, Response
-from .interfaces import ConnectionInterface
+from .interfaces import ConnectionInterface, ResponseStream
 
 __all__ = ["HTTP11Connection"]
 
@@ -334,11 +334,11 @@ def _map_h11_error(exc: h11.ProtocolError) -> HTTPCoreError:
     return LocalProtocolError(str(exc) or "The request is not valid HTTP/1.1")
 
 
-class HTTP11ResponseStream:
+class HTTP11ResponseStream(ResponseStream):
     """A response body pulled chunk by chunk from its connection; closing it (or reading
     to the end) hands the connection back."""
 
-    __slots__ = ("_closed", "_connection", "_timeout", "_trace")
+    __slots__ = ("_connection", "_timeout", "_trace")
 
     def __init__(self, connection: HTTP11Connection, timeout: float | None, trace: typing.Any) -> None:
         self._connection = connection
@@ -346,24 +346,11 @@ class HTTP11ResponseStream:
         self._trace = trace
         self._closed = False
 
-    def __call__(self) -> HTTP11ResponseStream:
-        return self
+    def _receive(self) -> bytes | None:
+        return self._connection._receive_body_chunk(self._timeout)
 
-    def __iter__(self) -> HTTP11ResponseStream:
-        return self
-
-    def __next__(self) -> bytes:
-        if self._closed:
-            raise StopIteration
-        try:
-            chunk = self._connection._receive_body_chunk(self._timeout)
-        except BaseException:
-            self._closed = True
-            raise
-        if chunk is None:
-            self.close()
-            raise StopIteration
-        return chunk
+    def _failed(self) -> None:
+        self._closed = True  # the connection closed itself on the error
 
     def close(self) -> None:
         if not self._closed:

@@ -57,7 +57,7 @@ from .._exceptions import (
 )
 from .._models import Origin, Request, Response
 from .._synchronization import SyncEvent, SyncLock, SyncStateLock, sync_checkpoint
-from .interfaces import ConnectionInterface
+from .interfaces import ConnectionInterface, ResponseStream
 
 __all__ = ["HTTP2Connection", "HTTP2ResponseStream"]
 
@@ -894,11 +894,11 @@ class HTTP2Connection(ConnectionInterface):
         )
 
 
-class HTTP2ResponseStream:
+class HTTP2ResponseStream(ResponseStream):
     """A response body handed over as it arrives; closing it (or reading to the end)
     frees the stream, resetting it if the server was still sending."""
 
-    __slots__ = ("_closed", "_connection", "_stream", "_timeout", "_trace")
+    __slots__ = ("_connection", "_stream", "_timeout", "_trace")
 
     def __init__(
         self, connection: HTTP2Connection, stream: _Stream, timeout: float | None, trace: typing.Any
@@ -909,24 +909,8 @@ class HTTP2ResponseStream:
         self._trace = trace
         self._closed = False
 
-    def __call__(self) -> HTTP2ResponseStream:
-        return self
-
-    def __iter__(self) -> HTTP2ResponseStream:
-        return self
-
-    def __next__(self) -> bytes:
-        if self._closed:
-            raise StopIteration
-        try:
-            chunk = self._connection._receive_body_chunk(self._stream, self._timeout)
-        except BaseException:
-            self.close()
-            raise
-        if chunk is None:
-            self.close()
-            raise StopIteration
-        return chunk
+    def _receive(self) -> bytes | None:
+        return self._connection._receive_body_chunk(self._stream, self._timeout)
 
     def close(self) -> None:
         if not self._closed:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .._models import Origin, Request, Response
 
-__all__ = ["ConnectionInterface"]
+__all__ = ["ConnectionInterface", "ResponseStream"]
 
 
 class ConnectionInterface:
@@ -34,6 +34,46 @@ class ConnectionInterface:
 
     def is_closed(self) -> bool:
         raise NotImplementedError()  # pragma: no cover
+
+    def close(self) -> None:
+        raise NotImplementedError()  # pragma: no cover
+
+
+class ResponseStream:
+    """A response body as every protocol hands it out: call it (``r.stream()``) or
+    iterate it; it closes itself at its end or on an error, and ``aclose()`` ends it early."""
+
+    __slots__ = ("_closed",)
+
+    def __init__(self) -> None:
+        self._closed = False
+
+    def __call__(self) -> ResponseStream:
+        return self
+
+    def __iter__(self) -> ResponseStream:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._closed:
+            raise StopIteration
+        try:
+            chunk = self._receive()
+        except BaseException:
+            self._failed()
+            raise
+        if chunk is None:
+            self.close()
+            raise StopIteration
+        return chunk
+
+    def _receive(self) -> bytes | None:
+        """The next piece of the body, or None at its end."""
+        raise NotImplementedError()  # pragma: no cover
+
+    def _failed(self) -> None:
+        """Receiving raised: by default, close as if the caller had."""
+        self.close()
 
     def close(self) -> None:
         raise NotImplementedError()  # pragma: no cover
