@@ -11,6 +11,8 @@ Routes (HTTP and HTTPS listeners serve the same):
   GET  /      -> 200, b"Hello world!" (12 bytes)
   GET  /1k, /64k, /16m -> static files of 1 KiB, 64 KiB, 16 MiB
   POST /sink  -> reads the whole request body (any size), discards it, 200 b"ok"
+A third listener (h2_url) speaks HTTP/2 over TLS (ALPN h2, 128 concurrent streams,
+no per-connection request limit) and serves only GET / (the same 12 bytes).
 
 /sink: `return 200` alone makes nginx answer *before* the body is read and then
 discard the body in the background, so a client may see the response while it is
@@ -31,6 +33,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -121,6 +124,7 @@ class Nginx:
     prefix: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bench-nginx-")))
     http_port: int = 0
     https_port: int = 0
+    h2_port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     binary: str = ""
 
@@ -131,6 +135,10 @@ class Nginx:
     @property
     def https_url(self) -> str:
         return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def h2_url(self) -> str:
+        return f"https://127.0.0.1:{self.h2_port}"
 
     @property
     def ca_path(self) -> Path:
@@ -161,6 +169,7 @@ class Nginx:
         _, cert, key = make_certs(p, self.certs_python)
         self.http_port = self.http_port or free_port()
         self.https_port = self.https_port or free_port()
+        self.h2_port = self.h2_port or free_port()
         affinity = "" if self.cpu is None else "worker_cpu_affinity " + _mask(self.cpu) + ";"
         conf = CONF_TEMPLATE.format(
             prefix=p,
@@ -170,6 +179,7 @@ class Nginx:
             affinity=affinity,
             http_port=self.http_port,
             https_port=self.https_port,
+            h2_port=self.h2_port,
             sink_sock=p / "sink.sock",
         )
         conf_path = p / "nginx.conf"
@@ -193,6 +203,7 @@ class Nginx:
             try:
                 socket.create_connection(("127.0.0.1", self.http_port), timeout=0.2).close()
                 socket.create_connection(("127.0.0.1", self.https_port), timeout=0.2).close()
+                socket.create_connection(("127.0.0.1", self.h2_port), timeout=0.2).close()
                 return self
             except OSError:
                 time.sleep(0.05)
@@ -306,6 +317,14 @@ def selftest(ng: Nginx) -> None:
             s.sendall(b"100000\r\n" + b"y" * 0x100000 + b"\r\n")
         s.sendall(b"0\r\n\r\n")
         assert _read_response(s, buf) == (200, b"ok")
+    # The HTTP/2 listener negotiates h2 by ALPN with our CA (the frames are the clients' job).
+    ctx = ssl.create_default_context(cafile=str(ng.ca_path))
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with (
+        socket.create_connection(("127.0.0.1", ng.h2_port)) as raw,
+        ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        assert tls.selected_alpn_protocol() == "h2", tls.selected_alpn_protocol()
     print("selftest: ok", file=sys.stderr)
 
 
@@ -319,7 +338,7 @@ def main() -> int:
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up on kill too
     with Nginx(certs_python=args.certs_python, cpu=0 if (os.cpu_count() or 1) > 1 else None) as ng:
-        print(ng.http_url, ng.https_url, ng.ca_path, flush=True)
+        print(ng.http_url, ng.https_url, ng.h2_url, ng.ca_path, flush=True)
         if args.selftest:
             selftest(ng)
         if args.serve:

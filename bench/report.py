@@ -28,6 +28,8 @@ SCENARIO_INFO: dict[str, str] = {
     "upload_async": "async, `POST /sink` with a 16 MiB bytes body",
     "tls_sync": "sync, HTTPS `GET /` with a NEW client + SSLContext + TCP + TLS handshake per request",
     "tls_async": "async, HTTPS `GET /` with a NEW client + SSLContext + TCP + TLS handshake per request",
+    "h2_seq_async": "async, HTTP/2 over TLS (ALPN h2), sequential `GET /` on one connection",
+    "h2_100_streams": "async, HTTP/2 over TLS, 100 tasks as concurrent streams on ONE connection, `GET /`",
 }
 
 SHORT = {
@@ -42,6 +44,8 @@ SHORT = {
     "upload_async": "16M up async",
     "tls_sync": "TLS new conn sync",
     "tls_async": "TLS new conn async",
+    "h2_seq_async": "h2 seq async",
+    "h2_100_streams": "h2 100 streams/1 conn",
 }
 
 DASH = "—"

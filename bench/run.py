@@ -55,6 +55,7 @@ import report  # noqa: E402
 
 SYNC = ["seq_sync", "threads_8", "download_sync", "upload_sync", "tls_sync"]
 ASYNC = ["seq_async", "async_100x10", "async_100x100", "download_async", "upload_async", "tls_async"]
+H2 = ["h2_seq_async", "h2_100_streams"]
 SCENARIO_ORDER = [
     "seq_sync",
     "seq_async",
@@ -67,6 +68,8 @@ SCENARIO_ORDER = [
     "upload_async",
     "tls_sync",
     "tls_async",
+    "h2_seq_async",
+    "h2_100_streams",
 ]
 
 
@@ -94,15 +97,16 @@ CLIENTS: list[Client] = [
     Client(
         "raw asyncio+uvloop floor", "raw_asyncio.py", "peers", tuple(ASYNC), ("--loop", "uvloop"), floor=True
     ),
+    Client("bare-h2 floor", "raw_h2.py", "peers", tuple(H2), floor=True),
 ]
 
 # Per-scenario request caps (the time cap --seconds applies too, whichever comes first).
-FULL_COUNTS = {"get": 20000, "download": 200, "upload": 200, "tls": 2000}
-SMOKE_COUNTS = {"get": 300, "download": 5, "upload": 5, "tls": 50}
+FULL_COUNTS = {"get": 20000, "download": 200, "upload": 200, "tls": 2000, "h2": 20000}
+SMOKE_COUNTS = {"get": 300, "download": 5, "upload": 5, "tls": 50, "h2": 300}
 
 
 def scenario_op(name: str) -> str:
-    for op in ("download", "upload", "tls"):
+    for op in ("download", "upload", "tls", "h2"):
         if name.startswith(op):
             return op
     return "get"
@@ -198,6 +202,8 @@ def run_one(plan: Plan, client: Client, scenario: str, ng: nginx_mod.Nginx, rnd:
         ng.http_url,
         "--https-url",
         ng.https_url,
+        "--h2-url",
+        ng.h2_url,
         "--ca",
         str(ng.ca_path),
         "--count",
@@ -462,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     with nginx_mod.Nginx(certs_python=certs_python, cpu=0 if pin else None) as ng:
         nginx_version = subprocess.run([ng.binary, "-v"], capture_output=True, text=True).stderr.strip()
         log(
-            f"bench: nginx at {ng.http_url} / {ng.https_url}; pinning: "
+            f"bench: nginx at {ng.http_url} / {ng.https_url} / {ng.h2_url} (h2); pinning: "
             f"{'nginx CPU 0, clients CPU 1' if pin else 'off'}; {plan.rounds} round(s) x "
             f"{len(clients)} client(s) x {len(scenarios)} scenario(s), <= {plan.seconds} s each"
         )
@@ -484,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         "ours_python": ours_python,
         "ours_versions": versions(ours_python, ["h11", "h2", "certifi"]),
         "peers_versions": versions(
-            peers_python, ["httpcore", "httpx", "h11", "anyio", "aiohttp", "uvloop", "urllib3", "requests"]
+            peers_python,
+            ["httpcore", "httpx", "h11", "h2", "anyio", "aiohttp", "uvloop", "urllib3", "requests"],
         )
         if need_peers
         else {},

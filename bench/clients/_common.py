@@ -2,11 +2,13 @@
 
 Each `bench/clients/<client>.py` only adapts one HTTP client to a tiny interface
 (a `Sync` and/or an `Async` class with `get`, `download`, `upload`, `close` and a
-static `tls_get`) and calls `main(Sync, Async)`.  This module owns everything that
-must be identical across clients so the comparison is fair: the scenarios, the
-request loops (bounded in count AND wall time), the warm-up, the response checks
-(status and body length), and the measurement (wall time, CPU time of the whole
-process from getrusage(RUSAGE_SELF) around the timed part only, peak RSS).
+static `tls_get`; for the HTTP/2 scenarios an `H2` class built as `H2(connections, ca)`
+with async `start`, `get`, `version` and `close`) and calls `main(Sync, Async, H2)`.
+This module owns everything that must be identical across clients so the comparison
+is fair: the scenarios, the request loops (bounded in count AND wall time), the
+warm-up, the response checks (status and body length), and the measurement (wall
+time, CPU time of the whole process from getrusage(RUSAGE_SELF) around the timed
+part only, peak RSS).
 
 It runs under whichever interpreter the client needs (the project's venv for
 "ours", bench/.venv-peers for the peers), so it must not import anything but the
@@ -14,8 +16,8 @@ standard library.  Output: exactly one JSON line on stdout; exit status 0 only i
 every request of the scenario succeeded and was checked.
 
 Command line (what bench/run.py calls):
-  python clients/<client>.py SCENARIO --http-url URL --https-url URL --ca CA.pem
-         --count N --seconds S [--loop asyncio|uvloop]
+  python clients/<client>.py SCENARIO --http-url URL --https-url URL [--h2-url URL]
+         --ca CA.pem --count N --seconds S [--loop asyncio|uvloop]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import resource
 import sys
 import threading
@@ -41,7 +44,7 @@ UPLOAD_REPLY_LEN = 2  # b"ok"
 @dataclass(frozen=True)
 class Scenario:
     mode: str  # "sync" | "async"
-    op: str  # "get" | "download" | "upload" | "tls"
+    op: str  # "get" | "download" | "upload" | "tls" | "h2"
     connections: int  # pool size
     workers: int  # threads or asyncio tasks issuing requests concurrently
 
@@ -58,6 +61,9 @@ SCENARIOS: dict[str, Scenario] = {
     "upload_async": Scenario("async", "upload", 1, 1),
     "tls_sync": Scenario("sync", "tls", 1, 1),
     "tls_async": Scenario("async", "tls", 1, 1),
+    # HTTP/2 over TLS (ALPN h2), GET / on ONE connection: sequential, and 100 concurrent streams.
+    "h2_seq_async": Scenario("async", "h2", 1, 1),
+    "h2_100_streams": Scenario("async", "h2", 1, 100),
 }
 
 
@@ -66,6 +72,7 @@ class Config:
     scenario: str
     http_url: str
     https_url: str
+    h2_url: str
     ca: str
     count: int
     seconds: float
@@ -80,6 +87,7 @@ def _expect(op: str) -> tuple[int, int]:
     return {
         "get": (200, HELLO_LEN),
         "tls": (200, HELLO_LEN),
+        "h2": (200, HELLO_LEN),
         "download": (200, BIG),
         "upload": (200, UPLOAD_REPLY_LEN),
     }[op]
@@ -206,6 +214,7 @@ def _op_url(cfg: Config, op: str) -> str:
         "download": cfg.http_url + "/16m",
         "upload": cfg.http_url + "/sink",
         "tls": cfg.https_url + "/",
+        "h2": cfg.h2_url + "/",
     }[op]
 
 
@@ -253,9 +262,9 @@ async def _run_async(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
         async def one() -> tuple[int, int]:
             return await cls.tls_get(url, ca)  # type: ignore[no-any-return]
     else:
-        client = cls(sc.connections)
+        client = cls(sc.connections, cfg.ca) if sc.op == "h2" else cls(sc.connections)
         await client.start()
-        if sc.op == "get":
+        if sc.op in ("get", "h2"):
 
             async def one() -> tuple[int, int]:
                 return await client.get(url)  # type: ignore[no-any-return]
@@ -269,15 +278,63 @@ async def _run_async(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
             async def one() -> tuple[int, int]:
                 return await client.upload(url, body)  # type: ignore[no-any-return]
 
+    extra: dict[str, Any] = {}
     try:
         wn, ws = _warmup_plan(cfg, sc)
         _, slow0 = await _async_loop(one, sc.op, sc.workers, wn, time.perf_counter() + ws)
         with _Meter() as m:
             n, slow = await _async_loop(one, sc.op, sc.workers, cfg.count, time.perf_counter() + cfg.seconds)
+        if sc.op == "h2":
+            extra = await _check_h2(client, url, sc.connections)
     finally:
         if client is not None:
             await client.close()
-    return _result(cfg, sc, n, max(slow0, slow), m)
+    res = _result(cfg, sc, n, max(slow0, slow), m)
+    if sc.op == "h2":
+        res.update(extra)
+    return res
+
+
+async def _check_h2(client: Any, url: str, connections: int) -> dict[str, Any]:
+    """After the timed part: the requests really went over HTTP/2, on `connections` connection(s).
+
+    The version comes from one more request through the adapter; the connections are
+    the process's open TCP sockets to the h2 port (Linux /proc; skipped elsewhere).
+    """
+    version = await client.version(url)
+    if version != "HTTP/2":
+        raise CheckError(f"h2: the client spoke {version!r}, not HTTP/2")
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    n = _open_tcp_connections(port)
+    if n is not None and n != connections:
+        raise CheckError(f"h2: {n} open connections to the server, expected {connections}")
+    return {"http_version": version, "h2_connections": n}
+
+
+def _open_tcp_connections(port: int) -> int | None:
+    """Established TCP connections of THIS process to 127.0.0.1:`port`, or None without /proc."""
+    try:
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            if not os.path.exists(table):
+                continue
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if cols[3] == "01" and int(cols[2].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(cols[9])
+        n = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                n += 1
+        return n
+    except OSError:
+        return None
 
 
 def run_async(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
@@ -297,25 +354,34 @@ def parse_args(argv: list[str] | None = None) -> Config:
     ap.add_argument("scenario", choices=sorted(SCENARIOS))
     ap.add_argument("--http-url", required=True)
     ap.add_argument("--https-url", required=True)
+    ap.add_argument("--h2-url", default="", help="the HTTP/2 (TLS, ALPN h2) listener")
     ap.add_argument("--ca", required=True)
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     a = ap.parse_args(argv)
     return Config(
-        a.scenario, a.http_url.rstrip("/"), a.https_url.rstrip("/"), a.ca, a.count, a.seconds, a.loop
+        a.scenario,
+        a.http_url.rstrip("/"),
+        a.https_url.rstrip("/"),
+        a.h2_url.rstrip("/"),
+        a.ca,
+        a.count,
+        a.seconds,
+        a.loop,
     )
 
 
-def main(sync_cls: Any = None, async_cls: Any = None) -> None:
+def main(sync_cls: Any = None, async_cls: Any = None, h2_cls: Any = None) -> None:
     """Run the scenario named on the command line with the given adapter classes; print JSON."""
     cfg = parse_args()
     sc = SCENARIOS[cfg.scenario]
-    cls = sync_cls if sc.mode == "sync" else async_cls
+    cls = h2_cls if sc.op == "h2" else sync_cls if sc.mode == "sync" else async_cls
     if cls is None:
+        kind = "h2" if sc.op == "h2" else sc.mode
         print(
             json.dumps(
-                {"ok": False, "scenario": cfg.scenario, "unsupported": True, "error": f"no {sc.mode} adapter"}
+                {"ok": False, "scenario": cfg.scenario, "unsupported": True, "error": f"no {kind} adapter"}
             )
         )
         sys.exit(3)

@@ -82,5 +82,31 @@ class Async:
             return r.status, len(r.content)
 
 
+class H2:
+    """HTTP/2 over TLS (ALPN h2), max_connections=1 so the streams share one connection."""
+
+    def __init__(self, connections: int, ca: str) -> None:
+        self.connections = connections
+        self.ca = ca
+
+    async def start(self) -> None:
+        n = self.connections
+        ctx = ssl.create_default_context(cafile=self.ca)
+        self.http = httpcore.AsyncConnectionPool(
+            ssl_context=ctx, http2=True, max_connections=n, max_keepalive_connections=n
+        )
+
+    async def get(self, url: str) -> tuple[int, int]:
+        r = await self.http.request("GET", url)
+        return r.status, len(r.content)
+
+    async def version(self, url: str) -> str:
+        r = await self.http.request("GET", url)
+        return bytes(r.extensions.get("http_version", b"?")).decode()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
 if __name__ == "__main__":
-    _common.main(Sync, Async)
+    _common.main(Sync, Async, H2)

@@ -77,5 +77,28 @@ class Async:
             return r.status_code, len(r.content)
 
 
+class H2:
+    """HTTP/2 over TLS (`http2=True`, needs the h2 package: the httpx[http2] extra)."""
+
+    def __init__(self, connections: int, ca: str) -> None:
+        self.connections = connections
+        self.ca = ca
+
+    async def start(self) -> None:
+        ctx = ssl.create_default_context(cafile=self.ca)
+        self.http = httpx.AsyncClient(http2=True, verify=ctx, limits=_limits(self.connections))
+
+    async def get(self, url: str) -> tuple[int, int]:
+        r = await self.http.get(url)
+        return r.status_code, len(r.content)
+
+    async def version(self, url: str) -> str:
+        r = await self.http.get(url)
+        return r.http_version
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
 if __name__ == "__main__":
-    _common.main(Sync, Async)
+    _common.main(Sync, Async, H2)

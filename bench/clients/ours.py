@@ -92,5 +92,30 @@ class Async:
             return r.status_code, len(r.body)
 
 
+class H2:
+    """HTTP/2 over TLS: ALPN offers h2 and http/1.1, nginx picks h2; one connection."""
+
+    def __init__(self, connections: int, ca: str) -> None:
+        self.connections = connections
+        self.ca = ca
+
+    async def start(self) -> None:
+        self.stack = contextlib.AsyncExitStack()
+        ctx = ssl.create_default_context(cafile=self.ca)
+        pool = httpcore.AsyncConnectionPool(ssl_context=ctx, http2=True, limits=_limits(self.connections))
+        self.http = await self.stack.enter_async_context(pool)
+
+    async def get(self, url: str) -> tuple[int, int]:
+        r = await self.http.request("GET", url)
+        return r.status_code, len(r.body)
+
+    async def version(self, url: str) -> str:
+        r = await self.http.request("GET", url)
+        return bytes(r.extensions.get("http_version", b"?")).decode()
+
+    async def close(self) -> None:
+        await self.stack.aclose()
+
+
 if __name__ == "__main__":
-    _common.main(Sync, Async)
+    _common.main(Sync, Async, H2)
