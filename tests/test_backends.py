@@ -36,7 +36,7 @@ async def test_asyncio_read_splits_and_reports_eof(raw_server: RawServerFactory)
     data = b""
     while len(data) < 10:
         data += await stream.read(4, timeout=5)
-    assert data == b"0123456789"
+    assert data == b"0123456789"  # whole chunks, however small max_bytes is
     assert await stream.read(4, timeout=5) == b""
     assert await stream.read(4, timeout=5) == b""
     assert stream.is_readable()

@@ -156,10 +156,10 @@ class AsyncioStream(AsyncNetworkStream):
                 if protocol.error is not None:
                     raise ReadError(str(protocol.error) or repr(protocol.error))
                 return b""
+        # Each chunk goes out as the loop delivered it (asyncio caps those at 256 KiB):
+        # cutting it to max_bytes would only copy, and a copy over glibc's 128 KiB mmap
+        # threshold costs page faults on every read.
         chunk = protocol.chunks.popleft()
-        if len(chunk) > max_bytes:
-            protocol.chunks.appendleft(chunk[max_bytes:])
-            chunk = chunk[:max_bytes]
         protocol.buffered -= len(chunk)
         if protocol.read_paused and protocol.buffered < LOW_WATER:
             protocol.read_paused = False

@@ -92,7 +92,8 @@ class AsyncNetworkStream:
     """A connected byte stream (async)."""
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        """Up to ``max_bytes`` bytes; b"" once the peer has closed."""
+        """The next bytes received, b"" once the peer has closed. ``max_bytes`` is a
+        hint: a chunk the event loop delivered in one piece is returned whole."""
         raise NotImplementedError()  # pragma: no cover
 
     async def write(self, data: bytes, timeout: float | None = None) -> None:

@@ -36,7 +36,7 @@ from .interfaces import ConnectionInterface, ResponseStream
 
 __all__ = ["HTTP11Connection"]
 
-READ_SIZE = 128 * 1024
+READ_SIZE = 64 * 1024
 # A body this small is sent in the same write as the request head.
 COALESCE_LIMIT = 64 * 1024
 MAX_HEAD_SIZE = 100 * 1024
@@ -69,6 +69,7 @@ class HTTP11Connection(ConnectionInterface):
         self._expire_at: float | None = None
         self._requests = 0
         self._got_response_bytes = False
+        self._pending: memoryview | None = None
         self._received = 0  # bytes read so far, to bound a response head
         self._must_close = False  # the response's framing was ambiguous: never reuse
         host = origin.host
@@ -213,13 +214,24 @@ class HTTP11Connection(ConnectionInterface):
 
     def _receive(self, timeout: float | None) -> None:
         h = self._h11
-        data = self._stream.read(READ_SIZE, timeout)
-        if data:
-            self._got_response_bytes = True
-            self._received += len(data)
-        elif h.their_state is h11.SEND_RESPONSE:
-            raise RemoteProtocolError("Server disconnected without sending a response.")
-        h.receive_data(data)
+        pending = self._pending
+        if pending is None:
+            data = self._stream.read(READ_SIZE, timeout)
+            if data:
+                self._got_response_bytes = True
+                self._received += len(data)
+            elif h.their_state is h11.SEND_RESPONSE:
+                raise RemoteProtocolError("Server disconnected without sending a response.")
+            if len(data) <= READ_SIZE:
+                h.receive_data(data)
+                return
+            pending = memoryview(data)
+        # A larger chunk (asyncio delivers up to 256 KiB) is fed to h11 a piece at a
+        # time: h11 copies what it buffers, and copies above glibc's 128 KiB mmap
+        # threshold cost page faults on every read.
+        h.receive_data(pending[:READ_SIZE])  # type: ignore[arg-type]  # h11 takes any bytes-like
+        rest = pending[READ_SIZE:]
+        self._pending = rest if rest else None
 
     def _receive_response_head(self, timeout: float | None) -> h11.Response:
         # Each cycle starts with h11's buffer empty (see _response_closed), so the
@@ -271,7 +283,7 @@ class HTTP11Connection(ConnectionInterface):
         ):
             h.start_next_cycle()
             unread, closed = h.trailing_data
-            if not unread and not closed:  # closed: the body ended with the connection
+            if not unread and not closed and self._pending is None:  # closed: the body ended with the connection
                 self._state = _State.IDLE
                 if self._keepalive_expiry is not None:
                     self._expire_at = time.monotonic() + self._keepalive_expiry
