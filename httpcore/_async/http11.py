@@ -282,9 +282,8 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         ):
             h.start_next_cycle()
             unread, closed = h.trailing_data
-            if (
-                not unread and not closed and self._pending is None
-            ):  # closed: the body ended with the connection
+            # closed: the body ended with the connection; pending: bytes past the response
+            if not unread and not closed and self._pending is None:
                 self._state = _State.IDLE
                 if self._keepalive_expiry is not None:
                     self._expire_at = time.monotonic() + self._keepalive_expiry
