@@ -23,6 +23,7 @@ lint: venv
 format: venv
 	$(PYTHON) -m ruff format httpcore scripts tests examples
 	$(PYTHON) -m ruff check --fix httpcore scripts tests examples
+	$(PYTHON) scripts/unasync.py  # the sync half follows the reformatted async source
 
 typecheck: venv
 	$(PYTHON) -m mypy
