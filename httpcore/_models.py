@@ -52,6 +52,15 @@ class Origin(typing.NamedTuple):
     host: bytes
     port: int
 
+    @property
+    def authority(self) -> bytes:
+        """``host[:port]`` as the Host header (HTTP/1.1) or ``:authority`` (HTTP/2) says
+        it: IPv6 literals bracketed, the port left out when it is the scheme's default."""
+        host = b"[" + self.host + b"]" if b":" in self.host else self.host
+        if self.port == DEFAULT_PORTS.get(self.scheme):
+            return host
+        return b"%s:%d" % (host, self.port)
+
     def __str__(self) -> str:
         host = self.host.decode("ascii")
         if ":" in host:

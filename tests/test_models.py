@@ -253,3 +253,18 @@ def test_default_ssl_context_is_shared_and_verifying() -> None:
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
     assert httpcore.default_ssl_context(("h2", "http/1.1")) is not context
+
+
+@pytest.mark.parametrize(
+    ("url", "authority"),
+    [
+        ("http://example.com/", b"example.com"),
+        ("https://example.com:443/", b"example.com"),
+        ("http://example.com:8080/", b"example.com:8080"),
+        ("https://example.com:80/", b"example.com:80"),
+        ("http://[::1]/", b"[::1]"),
+        ("https://[::1]:8443/", b"[::1]:8443"),
+    ],
+)
+def test_origin_authority(url: str, authority: bytes) -> None:
+    assert httpcore.URL(url).origin.authority == authority

@@ -391,10 +391,7 @@ class AsyncConnectionPool:
             head.wake()
         load[connection] = count
         if count < capacity:
-            available = self._available.get(origin)
-            if available is None:
-                available = self._available[origin] = collections.OrderedDict()
-            available[connection] = None
+            self._make_available(connection)
             if count == 0:
                 idle = self._idle
                 idle[connection] = None
@@ -456,10 +453,7 @@ class AsyncConnectionPool:
                 waiter.wake()
             self._load[connection] = count
             if count < capacity:
-                available = self._available.get(origin)
-                if available is None:
-                    available = self._available[origin] = collections.OrderedDict()
-                available[connection] = None
+                self._make_available(connection)
             while queue:
                 if len(self._load) >= self._max_connections:
                     for waiter in queue:
@@ -475,6 +469,13 @@ class AsyncConnectionPool:
                     # HTTP/2 past its stream limit: the others wait for this one too.
                     self._connecting[origin] = new
                     break
+
+    def _make_available(self, connection: AsyncConnectionInterface) -> None:
+        """It can take another request: index it under its origin, most recent last."""
+        available = self._available.get(connection.origin)
+        if available is None:
+            available = self._available[connection.origin] = collections.OrderedDict()
+        available[connection] = None
 
     def _drop(self, connection: AsyncConnectionInterface) -> None:
         self._load.pop(connection, None)

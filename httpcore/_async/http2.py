@@ -214,11 +214,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         self._goaway: int | None = None  # last_stream_id of the server's GOAWAY
         self._requests = 0
         self._expire_at: float | None = None
-        host = origin.host
-        if b":" in host:
-            host = b"[" + host + b"]"
-        default_port = {b"http": 80, b"https": 443}.get(origin.scheme)
-        self._authority = host if origin.port == default_port else b"%s:%d" % (host, origin.port)
+        self._authority = origin.authority
 
     # -- one request ---------------------------------------------------------------
 

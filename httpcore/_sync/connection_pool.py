@@ -392,10 +392,7 @@ class ConnectionPool:
             head.wake()
         load[connection] = count
         if count < capacity:
-            available = self._available.get(origin)
-            if available is None:
-                available = self._available[origin] = collections.OrderedDict()
-            available[connection] = None
+            self._make_available(connection)
             if count == 0:
                 idle = self._idle
                 idle[connection] = None
@@ -457,10 +454,7 @@ class ConnectionPool:
                 waiter.wake()
             self._load[connection] = count
             if count < capacity:
-                available = self._available.get(origin)
-                if available is None:
-                    available = self._available[origin] = collections.OrderedDict()
-                available[connection] = None
+                self._make_available(connection)
             while queue:
                 if len(self._load) >= self._max_connections:
                     for waiter in queue:
@@ -476,6 +470,13 @@ class ConnectionPool:
                     # HTTP/2 past its stream limit: the others wait for this one too.
                     self._connecting[origin] = new
                     break
+
+    def _make_available(self, connection: ConnectionInterface) -> None:
+        """It can take another request: index it under its origin, most recent last."""
+        available = self._available.get(connection.origin)
+        if available is None:
+            available = self._available[connection.origin] = collections.OrderedDict()
+        available[connection] = None
 
     def _drop(self, connection: ConnectionInterface) -> None:
         self._load.pop(connection, None)

@@ -72,11 +72,7 @@ class HTTP11Connection(ConnectionInterface):
         self._pending: memoryview | None = None
         self._received = 0  # bytes read so far, to bound a response head
         self._must_close = False  # the response's framing was ambiguous: never reuse
-        host = origin.host
-        if b":" in host:
-            host = b"[" + host + b"]"
-        default_port = {b"http": 80, b"https": 443}.get(origin.scheme)
-        self._host_header = host if origin.port == default_port else b"%s:%d" % (host, origin.port)
+        self._host_header = origin.authority
 
     def handle_request(self, request: Request) -> Response:
         if self._state is not _State.IDLE:
