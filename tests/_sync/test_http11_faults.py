@@ -73,6 +73,21 @@ def send_and_reset(data: bytes, delay: float = 0.05) -> Fault:
     return fault
 
 
+class Recorder:
+    """A handler that only records what the client sends, until it hangs up."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self.done = threading.Event()
+
+    def __call__(self, conn: RawConnection) -> None:
+        try:
+            while data := conn.recv():
+                self.received.append(data)
+        finally:
+            self.done.set()
+
+
 def open_fds() -> set[tuple[int, str]]:
     """This process's file descriptors and what each refers to (``socket:[inode]``, so
     a number reused for another socket counts as new)."""
@@ -655,24 +670,15 @@ def test_write_timeout_releases_the_socket(raw_server: RawServerFactory) -> None
 def test_request_body_length_mismatch_sends_nothing(
     raw_server: RawServerFactory, headers: list[tuple[str, str]], body: bytes
 ) -> None:
-    received: list[bytes] = []
-    done = threading.Event()
-
-    def record(conn: RawConnection) -> None:
-        try:
-            while data := conn.recv():
-                received.append(data)
-        finally:
-            done.set()
-
+    record = Recorder()
     srv = raw_server(per_connection(record, good_or()))
     with httpcore.ConnectionPool(timeout=TIMEOUT) as pool:
         with pytest.raises(httpcore.LocalProtocolError):
             pool.request("POST", srv.url + "/", headers=headers, body=body)
         assert pool.connections == []
         check_healthy(pool, srv)
-    assert done.wait(5.0)
-    assert received == []
+    assert record.done.wait(5.0)
+    assert record.received == []
 
 
 # -- resets, drips and timeouts --------------------------------------------------------
@@ -833,16 +839,7 @@ def test_headers_changed_after_validation_are_refused(
 ) -> None:
     # A Request whose headers were edited after construction is checked again on the
     # wire path: the connection may open, but no byte of the request leaves.
-    received: list[bytes] = []
-    done = threading.Event()
-
-    def record(conn: RawConnection) -> None:
-        try:
-            while data := conn.recv():
-                received.append(data)
-        finally:
-            done.set()
-
+    record = Recorder()
     srv = raw_server(per_connection(record, good_or()))
     with httpcore.ConnectionPool(timeout=TIMEOUT) as pool:
         request = httpcore.Request("GET", srv.url + "/")
@@ -851,8 +848,8 @@ def test_headers_changed_after_validation_are_refused(
             pool.handle_request(request)
         assert pool.connections == []
         check_healthy(pool, srv)
-    assert done.wait(5.0)
-    assert received == []
+    assert record.done.wait(5.0)
+    assert record.received == []
 
 
 # -- TLS ------------------------------------------------------------------------------
