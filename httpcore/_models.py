@@ -340,13 +340,15 @@ class Response:
         headers: list[tuple[bytes, bytes]],
         stream: typing.Any,
         extensions: dict[str, typing.Any],
+        body: bytes | None = None,
     ) -> Response:
-        """Build a response from already-normalised parts (the protocol drivers' path)."""
+        """Build a response from already-normalised parts (the protocol drivers' path):
+        a stream still to be read, or the whole body when it arrived with the head."""
         self = cls.__new__(cls)
         self.status_code = status
         self.headers = headers
         self.extensions = extensions
-        self._body = None
+        self._body = body
         self._stream = stream
         return self
 
@@ -374,7 +376,10 @@ class Response:
 
     @stream.setter
     def stream(self, value: typing.Any) -> None:
+        # The body is now whatever the new stream yields (the pool wraps a body read
+        # with the head in a stream that releases the connection when it ends).
         self._stream = value
+        self._body = None
 
     @property
     def body(self) -> bytes:

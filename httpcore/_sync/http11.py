@@ -133,12 +133,47 @@ class HTTP11Connection(ConnectionInterface):
         # (RFC 9112 6.3), but a peer or proxy that framed it by the length would not
         # agree on where the next response starts, so the connection is not reused.
         self._must_close = _has_both_framings(raw_headers)
+        if trace is None:
+            try:
+                body, complete = self._buffered_body()
+            except BaseException as exc:
+                self._close()
+                if isinstance(exc, h11.ProtocolError):
+                    raise _map_h11_error(exc) from exc
+                raise
+            if complete:
+                # The whole body came with the head: the connection is done with this
+                # response already, and the caller gets it with no stream to pull.
+                self._response_closed()
+                return Response._from_stream(event.status_code, raw_headers, None, response_extensions, body)
+        else:
+            body = b""  # traced: the body is read, and the response closed, when the caller does
         return Response._from_stream(
             event.status_code,
             raw_headers,
-            HTTP11ResponseStream(self, timeouts.get("read"), trace),
+            HTTP11ResponseStream(self, timeouts.get("read"), trace, body),
             response_extensions,
         )
+
+    def _buffered_body(self) -> tuple[bytes, bool]:
+        """The body bytes h11 can produce from what was already read, and whether the
+        body ended with them; no I/O."""
+        h = self._h11
+        chunks: list[bytes] = []
+        while True:
+            event = h.next_event()
+            if type(event) is h11.Data:
+                chunks.append(event.data)
+            elif type(event) is h11.EndOfMessage:
+                complete = True
+                break
+            elif event is h11.NEED_DATA:
+                complete = False
+                break
+            else:
+                raise RemoteProtocolError(f"Unexpected {type(event).__name__} in the response body")
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return (body if type(body) is bytes else bytes(body)), complete
 
     def _send_request(self, request: Request, timeout: float | None) -> None:
         h = self._h11
@@ -347,15 +382,22 @@ class HTTP11ResponseStream(ResponseStream):
     """A response body pulled chunk by chunk from its connection; closing it (or reading
     to the end) hands the connection back."""
 
-    __slots__ = ("_connection", "_timeout", "_trace")
+    __slots__ = ("_connection", "_first", "_timeout", "_trace")
 
-    def __init__(self, connection: HTTP11Connection, timeout: float | None, trace: typing.Any) -> None:
+    def __init__(
+        self, connection: HTTP11Connection, timeout: float | None, trace: typing.Any, first: bytes
+    ) -> None:
         self._connection = connection
         self._timeout = timeout
         self._trace = trace
+        self._first = first  # body bytes that arrived with the head
         self._closed = False
 
     def _receive(self) -> bytes | None:
+        first = self._first
+        if first:
+            self._first = b""
+            return first
         return self._connection._receive_body_chunk(self._timeout)
 
     def _failed(self) -> None:
