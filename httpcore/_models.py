@@ -223,8 +223,18 @@ def enforce_headers(headers: HeaderTypes) -> list[tuple[bytes, bytes]]:
     return result
 
 
+_KNOWN_METHODS: dict[bytes | str, bytes] = {
+    spelling: name.encode("ascii")
+    for name in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+    for spelling in (name, name.encode("ascii"))
+}
+
+
 def enforce_method(method: bytes | str) -> bytes:
     """A method as bytes, refused unless it is a token."""
+    known = _KNOWN_METHODS.get(method)
+    if known is not None:
+        return known
     if not isinstance(method, bytes):
         method = _to_bytes(method, "Method")
     if not _TOKEN(method):

@@ -23,10 +23,12 @@ __all__ = [
     "AsyncLock",
     "AsyncStateLock",
     "AsyncWaiter",
+    "AsyncWaiterTimeouts",
     "SyncEvent",
     "SyncLock",
     "SyncStateLock",
     "SyncWaiter",
+    "SyncWaiterTimeouts",
     "async_checkpoint",
     "sync_checkpoint",
 ]
@@ -47,11 +49,6 @@ class AsyncStateLock:
 SyncStateLock = threading.Lock
 
 
-def _expire(future: asyncio.Future[bool]) -> None:
-    if not future.done():
-        future.set_result(False)
-
-
 class AsyncWaiter:
     """A task waiting for the pool to grant it a connection."""
 
@@ -69,16 +66,65 @@ class AsyncWaiter:
         if not self._future.done():
             self._future.set_result(True)
 
-    async def wait(self, timeout: float | None) -> bool:
+    def expire(self) -> None:
+        if not self._future.done():
+            self._future.set_result(False)
+
+    async def wait(self, timeout: float | None, timeouts: AsyncWaiterTimeouts) -> bool:
         """True when woken, False when the timeout passed first."""
-        future = self._future
         if timeout is None:
-            return await future
-        handle = future.get_loop().call_later(timeout, _expire, future)
+            return await self._future
+        timeouts.add(self, timeout)
         try:
-            return await future
+            return await self._future
         finally:
-            handle.cancel()
+            timeouts.discard(self)
+
+
+class AsyncWaiterTimeouts:
+    """The timeouts of many waiters on one loop timer, armed for the earliest deadline
+    and re-armed when it fires: a wait costs a dict entry, not a timer handle."""
+
+    __slots__ = ("_deadlines", "_loop", "_timer", "_timer_at")
+
+    def __init__(self) -> None:
+        self._deadlines: dict[AsyncWaiter, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    def add(self, waiter: AsyncWaiter, timeout: float) -> None:
+        loop = waiter._future.get_loop()
+        if loop is not self._loop:
+            self._deadlines.clear()  # waiters of a loop that is gone
+        deadline = loop.time() + timeout
+        self._deadlines[waiter] = deadline
+        if self._timer is None or deadline < self._timer_at or loop is not self._loop:
+            self._arm(loop, deadline)
+
+    def discard(self, waiter: AsyncWaiter) -> None:
+        self._deadlines.pop(waiter, None)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._loop = loop
+        self._timer_at = deadline
+        self._timer = loop.call_at(deadline, self._fire, loop)
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        # The loop may run a timer up to its clock resolution early.
+        now = loop.time() + 0.001
+        pending = None
+        for waiter, deadline in list(self._deadlines.items()):
+            if deadline <= now:
+                del self._deadlines[waiter]
+                waiter.expire()
+            elif pending is None or deadline < pending:
+                pending = deadline
+        if pending is not None:
+            self._arm(loop, pending)
 
 
 class SyncWaiter:
@@ -97,8 +143,14 @@ class SyncWaiter:
     def wake(self) -> None:
         self._event.set()
 
-    def wait(self, timeout: float | None) -> bool:
+    def wait(self, timeout: float | None, timeouts: SyncWaiterTimeouts) -> bool:
         return self._event.wait(timeout)
+
+
+class SyncWaiterTimeouts:
+    """A blocked thread keeps its own timeout: nothing to track."""
+
+    __slots__ = ()
 
 
 class AsyncLock:

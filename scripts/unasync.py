@@ -50,6 +50,7 @@ REPLACEMENTS = {
     "AsyncLock": "SyncLock",
     "AsyncStateLock": "SyncStateLock",
     "AsyncWaiter": "SyncWaiter",
+    "AsyncWaiterTimeouts": "SyncWaiterTimeouts",
     "AsyncioBackend": "SyncBackend",
     "asyncio_backend": "sync_backend",
     "_async": "_sync",

@@ -135,3 +135,36 @@ async def test_sync_iterable_body_in_async_code(server: UvicornServer) -> None:
     async with httpcore.AsyncConnectionPool() as http:
         r = await http.request("POST", server.url + "/echo_body", body=iter([b"a", b"b"]))
         assert r.body == b"ab"
+
+
+async def test_cancelled_while_closing_a_stale_connection(server: UvicornServer) -> None:
+    """Cancelled while the pool closes an expired idle connection at checkout: the
+    connection it had already taken for the request is given back, not leaked."""
+    from httpcore._async.connection import AsyncHTTPConnection
+
+    closing = asyncio.Event()
+
+    class SlowToClose(AsyncHTTPConnection):
+        async def aclose(self) -> None:
+            closing.set()
+            try:
+                await asyncio.sleep(5)
+            finally:
+                await super().aclose()
+
+    def factory(origin: httpcore.Origin) -> AsyncHTTPConnection:
+        return SlowToClose(origin, keepalive_expiry=0.01)
+
+    async with httpcore.AsyncConnectionPool(connection_factory=factory) as http:
+        await http.request("GET", server.url + "/")
+        await asyncio.sleep(0.05)  # the idle connection expires
+        task = asyncio.create_task(http.request("GET", server.url + "/"))
+        await asyncio.wait_for(closing.wait(), 2.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert len(http.connections) == 1  # the new one, carrying nothing
+        assert all(count == 0 for count in http._load.values())
+        closing.clear()
+        response = await asyncio.wait_for(http.request("GET", server.url + "/"), 2.0)
+        assert response.status_code == 200

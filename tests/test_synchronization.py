@@ -6,7 +6,16 @@ import asyncio
 import threading
 import time
 
-from httpcore._synchronization import AsyncEvent, AsyncLock, SyncEvent, SyncLock
+from httpcore._synchronization import (
+    AsyncEvent,
+    AsyncLock,
+    AsyncWaiter,
+    AsyncWaiterTimeouts,
+    SyncEvent,
+    SyncLock,
+    SyncWaiter,
+    SyncWaiterTimeouts,
+)
 
 
 async def test_async_lock_is_fifo_and_hands_over() -> None:
@@ -84,3 +93,64 @@ def test_sync_lock_and_event() -> None:
     thread.join(2)
     assert results == [True]
     assert not lock.locked()
+
+
+async def test_waiter_timeouts_share_one_timer_and_expire_in_deadline_order() -> None:
+    timeouts = AsyncWaiterTimeouts()
+    expired: list[str] = []
+    results: dict[str, bool] = {}
+
+    async def wait(name: str, waiter: AsyncWaiter, timeout: float | None) -> None:
+        results[name] = await waiter.wait(timeout, timeouts)
+        expired.append(name)
+
+    slow, served, fast, forever = (AsyncWaiter(name) for name in ("slow", "served", "fast", "forever"))
+    tasks = [
+        asyncio.create_task(wait("slow", slow, 0.15)),
+        asyncio.create_task(wait("served", served, 0.01)),
+        # Added last with the earliest remaining deadline: the shared timer is re-armed.
+        asyncio.create_task(wait("fast", fast, 0.05)),
+        asyncio.create_task(wait("forever", forever, None)),
+    ]
+    await asyncio.sleep(0)
+    served.wake()  # woken before its deadline: it must not count as a timeout
+    started = time.monotonic()
+    await asyncio.wait_for(asyncio.gather(*tasks[:3]), 2.0)
+    elapsed = time.monotonic() - started
+    assert expired == ["served", "fast", "slow"]
+    assert results == {"served": True, "fast": False, "slow": False}
+    assert 0.12 <= elapsed < 1.0
+    assert not timeouts._deadlines  # nothing left behind
+    assert not tasks[3].done()
+    forever.wake()
+    await tasks[3]
+    assert results["forever"] is True
+
+
+async def test_waiter_timeouts_forget_a_cancelled_waiter() -> None:
+    timeouts = AsyncWaiterTimeouts()
+    waiter = AsyncWaiter("origin")
+    task = asyncio.create_task(waiter.wait(10.0, timeouts))
+    await asyncio.sleep(0)
+    assert waiter in timeouts._deadlines
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert not timeouts._deadlines
+
+
+def test_waiter_timeouts_follow_the_running_loop() -> None:
+    """A pool used from one loop and then another still times its waiters out."""
+    timeouts = AsyncWaiterTimeouts()
+
+    async def wait_once() -> bool:
+        return await AsyncWaiter("origin").wait(0.02, timeouts)
+
+    assert asyncio.run(wait_once()) is False
+    assert asyncio.run(wait_once()) is False
+
+
+def test_sync_waiter_times_out_on_its_own() -> None:
+    waiter = SyncWaiter("origin")
+    assert waiter.wait(0.01, SyncWaiterTimeouts()) is False
+    waiter.wake()
+    assert waiter.wait(0.01, SyncWaiterTimeouts()) is True

@@ -48,7 +48,7 @@ from .._exceptions import (
     UnsupportedProtocol,
 )
 from .._models import URL, HeaderTypes, Origin, Request, RequestContent, Response
-from .._synchronization import AsyncStateLock, AsyncWaiter
+from .._synchronization import AsyncStateLock, AsyncWaiter, AsyncWaiterTimeouts
 from .connection import AsyncHTTPConnection, alpn_protocols, require_h2
 from .interfaces import AsyncConnectionInterface
 
@@ -115,6 +115,7 @@ class AsyncConnectionPool:
         self._factory: ConnectionFactory = connection_factory or self._create_connection
 
         self._lock = AsyncStateLock()
+        self._waiter_timeouts = AsyncWaiterTimeouts()
         self._load: dict[AsyncConnectionInterface, int] = {}
         self._available: dict[Origin, collections.OrderedDict[AsyncConnectionInterface, None]] = {}
         self._idle: collections.OrderedDict[AsyncConnectionInterface, None] = collections.OrderedDict()
@@ -169,7 +170,8 @@ class AsyncConnectionPool:
             return await self.handle_async_request(request)
         response, connection = await self._send(request)
         try:
-            await response.aread()
+            if response._body is None:  # else the body came with the head
+                await response.aread()
         finally:
             await self._release(connection)
         return response
@@ -240,7 +242,28 @@ class AsyncConnectionPool:
         pool_timeout = timeouts.get("pool")
         fresh = False
         while True:
-            connection = await self._acquire(origin, pool_timeout, fresh)
+            to_close: list[AsyncConnectionInterface] = []
+            waiter = None
+            with self._lock:
+                if self._orphans:
+                    self._adopt_orphans(to_close)
+                connection = self._checkout(origin, fresh, to_close)
+                if connection is None:
+                    waiter = AsyncWaiter(origin, fresh)
+                    self._enqueue(waiter, needs_slot=origin not in self._connecting)
+            if to_close:
+                try:
+                    for stale in to_close:
+                        await stale.aclose()
+                except BaseException:  # cancelled: give back what was taken
+                    if waiter is not None:
+                        await self._abandon(waiter)
+                    elif connection is not None:
+                        await self._release(connection)
+                    raise
+            if waiter is not None:
+                connection = await self._wait(waiter, pool_timeout)
+            assert connection is not None
             try:
                 try:
                     response = await connection.handle_async_request(request)
@@ -267,23 +290,10 @@ class AsyncConnectionPool:
                 raise
             return response, connection
 
-    async def _acquire(self, origin: Origin, timeout: float | None, fresh: bool) -> AsyncConnectionInterface:
-        to_close: list[AsyncConnectionInterface] = []
-        waiter = None
-        with self._lock:
-            if self._orphans:
-                self._adopt_orphans(to_close)
-            connection = self._checkout(origin, fresh, to_close)
-            if connection is None:
-                waiter = AsyncWaiter(origin, fresh)
-                self._enqueue(waiter, needs_slot=origin not in self._connecting)
-        for stale in to_close:
-            await stale.aclose()
-        if waiter is None:
-            assert connection is not None
-            return connection
+    async def _wait(self, waiter: AsyncWaiter, timeout: float | None) -> AsyncConnectionInterface:
+        """Wait, queued, until the pool grants ``waiter`` a connection."""
         try:
-            woken = await waiter.wait(timeout)
+            woken = await waiter.wait(timeout, self._waiter_timeouts)
         except BaseException:
             await self._abandon(waiter)
             raise
@@ -293,7 +303,9 @@ class AsyncConnectionPool:
             with self._lock:
                 if waiter.connection is None:
                     self._dequeue(waiter)
-                    raise PoolTimeout(f"No connection to {origin} became free within {timeout} seconds")
+                    raise PoolTimeout(
+                        f"No connection to {waiter.origin} became free within {timeout} seconds"
+                    )
         granted: AsyncConnectionInterface | None = waiter.connection
         assert granted is not None
         return granted

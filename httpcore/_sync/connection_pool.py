@@ -49,7 +49,7 @@ from .._exceptions import (
     UnsupportedProtocol,
 )
 from .._models import URL, HeaderTypes, Origin, Request, RequestContent, Response
-from .._synchronization import SyncStateLock, SyncWaiter
+from .._synchronization import SyncStateLock, SyncWaiter, SyncWaiterTimeouts
 from .connection import HTTPConnection, alpn_protocols, require_h2
 from .interfaces import ConnectionInterface
 
@@ -116,6 +116,7 @@ class ConnectionPool:
         self._factory: ConnectionFactory = connection_factory or self._create_connection
 
         self._lock = SyncStateLock()
+        self._waiter_timeouts = SyncWaiterTimeouts()
         self._load: dict[ConnectionInterface, int] = {}
         self._available: dict[Origin, collections.OrderedDict[ConnectionInterface, None]] = {}
         self._idle: collections.OrderedDict[ConnectionInterface, None] = collections.OrderedDict()
@@ -170,7 +171,8 @@ class ConnectionPool:
             return self.handle_request(request)
         response, connection = self._send(request)
         try:
-            response.read()
+            if response._body is None:  # else the body came with the head
+                response.read()
         finally:
             self._release(connection)
         return response
@@ -241,7 +243,28 @@ class ConnectionPool:
         pool_timeout = timeouts.get("pool")
         fresh = False
         while True:
-            connection = self._acquire(origin, pool_timeout, fresh)
+            to_close: list[ConnectionInterface] = []
+            waiter = None
+            with self._lock:
+                if self._orphans:
+                    self._adopt_orphans(to_close)
+                connection = self._checkout(origin, fresh, to_close)
+                if connection is None:
+                    waiter = SyncWaiter(origin, fresh)
+                    self._enqueue(waiter, needs_slot=origin not in self._connecting)
+            if to_close:
+                try:
+                    for stale in to_close:
+                        stale.close()
+                except BaseException:  # cancelled: give back what was taken
+                    if waiter is not None:
+                        self._abandon(waiter)
+                    elif connection is not None:
+                        self._release(connection)
+                    raise
+            if waiter is not None:
+                connection = self._wait(waiter, pool_timeout)
+            assert connection is not None
             try:
                 try:
                     response = connection.handle_request(request)
@@ -268,23 +291,10 @@ class ConnectionPool:
                 raise
             return response, connection
 
-    def _acquire(self, origin: Origin, timeout: float | None, fresh: bool) -> ConnectionInterface:
-        to_close: list[ConnectionInterface] = []
-        waiter = None
-        with self._lock:
-            if self._orphans:
-                self._adopt_orphans(to_close)
-            connection = self._checkout(origin, fresh, to_close)
-            if connection is None:
-                waiter = SyncWaiter(origin, fresh)
-                self._enqueue(waiter, needs_slot=origin not in self._connecting)
-        for stale in to_close:
-            stale.close()
-        if waiter is None:
-            assert connection is not None
-            return connection
+    def _wait(self, waiter: SyncWaiter, timeout: float | None) -> ConnectionInterface:
+        """Wait, queued, until the pool grants ``waiter`` a connection."""
         try:
-            woken = waiter.wait(timeout)
+            woken = waiter.wait(timeout, self._waiter_timeouts)
         except BaseException:
             self._abandon(waiter)
             raise
@@ -294,7 +304,9 @@ class ConnectionPool:
             with self._lock:
                 if waiter.connection is None:
                     self._dequeue(waiter)
-                    raise PoolTimeout(f"No connection to {origin} became free within {timeout} seconds")
+                    raise PoolTimeout(
+                        f"No connection to {waiter.origin} became free within {timeout} seconds"
+                    )
         granted: ConnectionInterface | None = waiter.connection
         assert granted is not None
         return granted
