@@ -263,10 +263,11 @@ class Request:
         self.method = enforce_method(method)
         self.url = url if isinstance(url, URL) else URL(url)
         self.headers = enforce_headers(headers)
-        if isinstance(content, bytearray | memoryview):
-            content = bytes(content)
-        elif isinstance(content, str):
-            raise TypeError("Request content must be bytes or an iterable of bytes, not str")
+        if content is not None and type(content) is not bytes:
+            if isinstance(content, bytearray | memoryview):
+                content = bytes(content)
+            elif isinstance(content, str):
+                raise TypeError("Request content must be bytes or an iterable of bytes, not str")
         self.content = content
         self.extensions: dict[str, typing.Any] = {} if extensions is None else extensions
 

@@ -21,6 +21,11 @@ from collections.abc import Iterable
 
 import h11
 
+try:  # h11's reader of a body framed by Content-Length: see _receive_body_chunk
+    from h11._readers import ContentLengthReader as _ContentLengthReader
+except ImportError:  # pragma: no cover - another h11 layout: every body goes through h11
+    _ContentLengthReader = None  # type: ignore[assignment,misc]
+
 from .._backends.base import NetworkStream
 from .._exceptions import (
     ConnectionNotAvailable,
@@ -235,14 +240,6 @@ class HTTP11Connection(ConnectionInterface):
             if data:
                 self._stream.write(data, timeout)
 
-    def _next_event(self, timeout: float | None) -> typing.Any:
-        h = self._h11
-        while True:
-            event = h.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            self._receive(timeout)
-
     def _receive(self, timeout: float | None) -> None:
         h = self._h11
         pending = self._pending
@@ -264,13 +261,45 @@ class HTTP11Connection(ConnectionInterface):
         rest = pending[READ_SIZE:]
         self._pending = rest if rest else None
 
+    def _receive_counted(self, reader: typing.Any, timeout: float | None) -> bytes:
+        """Body bytes framed by Content-Length, straight from the network to the caller.
+
+        h11 would copy every body byte three times (into its buffer, then two slices
+        out). Its reader of such a body only counts down what is left, and asks for more
+        only with its buffer empty, so the count is taken here and the chunk handed on
+        uncopied; h11 still frames the body, ends it (EndOfMessage when the count is 0)
+        and sees any byte past it. Relies on h11 0.16's ContentLengthReader._remaining,
+        hence the pin below 0.17; ``test_content_length_body_bypasses_h11_buffer`` fails
+        if that changes.
+        """
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            data = bytes(pending)
+        else:
+            data = self._stream.read(READ_SIZE, timeout)
+            if not data:
+                self._h11.receive_data(b"")  # h11 reports the body cut short
+                return b""
+        remaining: int = reader._remaining
+        if len(data) <= remaining:
+            reader._remaining = remaining - len(data)
+            return data
+        reader._remaining = 0
+        self._h11.receive_data(data[remaining:])  # past the body: h11 decides what it is
+        return data[:remaining]
+
     def _receive_response_head(self, timeout: float | None) -> h11.Response:
         # Each cycle starts with h11's buffer empty (see _response_closed), so the
         # network is asked first rather than h11, which could only answer NEED_DATA.
         start = self._received
         self._receive(timeout)
+        h = self._h11
         while True:
-            event = self._next_event(timeout)
+            event = h.next_event()
+            if event is h11.NEED_DATA:
+                self._receive(timeout)
+                continue
             if self._received - start > MAX_HEAD_SIZE:
                 # h11 bounds only a head still incomplete: one that arrived whole in a
                 # few reads could be larger. Measured only when that is possible.
@@ -285,13 +314,22 @@ class HTTP11Connection(ConnectionInterface):
 
     def _receive_body_chunk(self, timeout: float | None) -> bytes | None:
         """The next piece of the body, or None at its end."""
+        h = self._h11
         try:
             while True:
-                event = self._next_event(timeout)
+                event = h.next_event()
                 if type(event) is h11.Data:
                     data = event.data
                     if data:
                         return data if type(data) is bytes else bytes(data)
+                elif event is h11.NEED_DATA:
+                    reader = getattr(h, "_reader", None)
+                    if type(reader) is _ContentLengthReader:
+                        data = self._receive_counted(reader, timeout)
+                        if data:
+                            return data
+                    else:
+                        self._receive(timeout)
                 elif type(event) is h11.EndOfMessage:
                     return None
                 else:

@@ -924,3 +924,71 @@ async def test_tls_handshake_failure(
                 await pool.request("GET", url + "/")
             assert pool.connections == []
     assert srv.connections_accepted == 2
+
+
+# -- a body framed by Content-Length, counted past h11's buffer ----------------------
+
+_BIG = bytes(range(256)) * 1024  # 256 KiB: more than one read, so the count takes over
+
+
+def send_in_pieces(*pieces: bytes, then_close: bool = False) -> Fault:
+    """Answer in several writes with pauses between them, so the client reads them apart."""
+
+    def fault(conn: RawConnection, request: bytes) -> bool:
+        for piece in pieces:
+            conn.send(piece)
+            conn.sleep(0.05)
+        if then_close:
+            conn.close()
+            return False
+        return True
+
+    return fault
+
+
+async def test_content_length_body_bypasses_h11_buffer(
+    raw_server: RawServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body's bytes go from the network to the caller without passing through h11's
+    buffer (it would copy each byte three times); h11 still ends the response."""
+    import h11
+
+    fed = 0
+    receive_data = h11.Connection.receive_data
+
+    def counting(self: h11.Connection, data: bytes) -> None:
+        nonlocal fed
+        fed += len(data)
+        receive_data(self, data)
+
+    monkeypatch.setattr(h11.Connection, "receive_data", counting)
+    whole = ok(_BIG)
+    srv = raw_server(good_or(send_in_pieces(whole[:1000], whole[1000:])))
+    async with httpcore.AsyncConnectionPool(timeout=TIMEOUT) as pool:
+        async with pool.stream("GET", srv.url + "/fault") as r:
+            body = b"".join([chunk async for chunk in r.stream()])
+        assert body == _BIG
+        assert fed <= 1000  # the first read only: head and the start of the body
+        assert len(pool.connections) == 1  # kept alive: h11 saw the body end
+        await check_healthy(pool, srv)
+    assert srv.connections_accepted == 1
+
+
+async def test_bytes_past_a_counted_body(raw_server: RawServerFactory) -> None:
+    whole = ok(_BIG)
+    srv = raw_server(good_or(send_in_pieces(whole[:1000], whole[1000:] + ok(b"smuggled"))))
+    async with httpcore.AsyncConnectionPool(timeout=TIMEOUT) as pool:
+        r = await pool.request("GET", srv.url + "/fault")
+        assert r.body == _BIG
+        assert pool.connections == []  # bytes after the response: never reused
+        await check_healthy(pool, srv)
+
+
+async def test_counted_body_cut_short(raw_server: RawServerFactory) -> None:
+    whole = ok(_BIG)
+    srv = raw_server(good_or(send_in_pieces(whole[:1000], whole[1000:-10], then_close=True)))
+    async with httpcore.AsyncConnectionPool(timeout=TIMEOUT) as pool:
+        with pytest.raises(httpcore.RemoteProtocolError, match="peer closed connection"):
+            await pool.request("GET", srv.url + "/fault")
+        assert pool.connections == []
+        await check_healthy(pool, srv)
