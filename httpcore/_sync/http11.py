@@ -21,10 +21,11 @@ from collections.abc import Iterable
 
 import h11
 
-try:  # h11's reader of a body framed by Content-Length: see _receive_body_chunk
+try:  # h11's readers of a body framed by Content-Length or chunks: see _receive_counted
+    from h11._readers import ChunkedReader as _ChunkedReader
     from h11._readers import ContentLengthReader as _ContentLengthReader
 except ImportError:  # pragma: no cover - another h11 layout: every body goes through h11
-    _ContentLengthReader = None  # type: ignore[assignment,misc]
+    _ChunkedReader = _ContentLengthReader = None  # type: ignore[assignment,misc]
 
 from .._backends.base import NetworkStream
 from .._exceptions import (
@@ -129,7 +130,7 @@ class HTTP11Connection(ConnectionInterface):
                 "http11.receive_response_headers.complete", {"request": request, "return_value": event}
             )
         response_extensions = {
-            "http_version": _VERSIONS.get(event.http_version, b"HTTP/" + event.http_version),
+            "http_version": _VERSIONS.get(event.http_version) or b"HTTP/" + event.http_version,
             "reason_phrase": event.reason,
             "network_stream": self._stream,
         }
@@ -137,7 +138,9 @@ class HTTP11Connection(ConnectionInterface):
         # Both Content-Length and Transfer-Encoding: h11 frames the body by the chunks
         # (RFC 9112 6.3), but a peer or proxy that framed it by the length would not
         # agree on where the next response starts, so the connection is not reused.
-        self._must_close = _has_both_framings(raw_headers)
+        # Only a chunked body can have both, so only then are the headers looked at.
+        reader_type = type(getattr(self._h11, "_reader", None))
+        self._must_close = _ChunkedReader in (None, reader_type) and _has_both_framings(raw_headers)
         if trace is None:
             try:
                 body, complete = self._buffered_body()
