@@ -3,9 +3,12 @@
 Theory of operation: a connection is IDLE, ACTIVE (one request in flight) or CLOSED.
 Sending builds the request head once, adds Host and the body framing when the caller did
 not (Content-Length for bytes, chunked for iterables), and writes a small request in a
-single call. The response head is read event by event from h11; the body is handed to
-the caller as a stream that pulls one chunk per step, so memory is bounded by the
-backend's buffer, not by the body. When the body ends the h11 cycle restarts and the
+single call. The response head is read event by event from h11. A body that arrived
+whole with the head comes back with the response at once; any other is handed to the
+caller as a stream that pulls one chunk per step, so memory is bounded by the backend's
+buffer, not by the body. A body framed by Content-Length is counted past h11's buffer
+(h11 would copy it three times) while h11 still frames and ends it; chunked and
+close-delimited bodies go through h11. When the body ends the h11 cycle restarts and the
 connection is IDLE again, unless either side asked to close, the body was abandoned,
 or the server sent bytes past the end of the response: then it is CLOSED and can never
 carry another request, so no response can be handed to the wrong request.

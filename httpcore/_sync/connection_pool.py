@@ -17,6 +17,7 @@ lock under threads, never held across I/O), and every change is incremental:
   handed to exactly one waiter; a freed slot becomes a new connection for the head.
   ``_queued[origin]`` indexes the same waiters by origin, so an HTTP/2 connection with
   free streams serves its own origin's waiters even when the head waits for another.
+  Their pool timeouts share one loop timer (``_waiter_timeouts``), not a timer each.
 - With HTTP/2 enabled, ``_connecting[origin]`` is a new connection whose protocol is not
   known yet: further requests to that origin wait for it (in ``_queued`` only, as they
   need no free slot) rather than open connections of their own. Once it knows
