@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import struct
+import sys
 import time
 import typing
 
@@ -12,7 +14,7 @@ import pytest
 
 import httpcore
 from httpcore._backends.asyncio_backend import HIGH_WATER, AsyncioBackend, AsyncioStream
-from httpcore._backends.sync_backend import SyncBackend
+from httpcore._backends.sync_backend import SyncBackend, _timeval
 from tests.servers.asgi_server import UvicornServer
 from tests.servers.raw import RawConnection, RawServerFactory
 
@@ -219,4 +221,39 @@ def test_sync_write_timeout(raw_server: RawServerFactory) -> None:
     stream = SyncBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
     with pytest.raises(httpcore.WriteTimeout):
         stream.write(b"x" * (64 * 1024 * 1024), timeout=0.2)
+    stream.close()
+
+
+@pytest.mark.parametrize(
+    ("timeout", "expected"),
+    [(None, (0, 0)), (0, (0, 1)), (-1.0, (0, 1)), (1e-9, (0, 1)), (1.5, (1, 500_000)), (2.0, (2, 0))],
+)
+def test_timeval(timeout: float | None, expected: tuple[int, int]) -> None:
+    # (0, 0) means "no timeout" to the kernel: only None may become that.
+    assert struct.unpack("ll", _timeval(timeout)) == expected
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel timeouts are used on Linux only")
+def test_sync_plain_socket_keeps_kernel_timeouts(raw_server: RawServerFactory) -> None:
+    def kernel_timeout(sock: socket.socket, option: int) -> float:
+        seconds, micro = struct.unpack("ll", sock.getsockopt(socket.SOL_SOCKET, option, 16))
+        return float(seconds + micro / 1e6)  # the kernel rounds to its clock tick
+
+    srv = raw_server(sender(b"", then="wait"))
+    stream = SyncBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+    sock = stream.get_extra_info("socket")
+    assert sock.gettimeout() is None  # blocking mode: a read is one recv(), no poll() first
+    started = time.monotonic()
+    with pytest.raises(httpcore.ReadTimeout):
+        stream.read(10, timeout=0.15)
+    assert 0.1 <= time.monotonic() - started < 1.0
+    assert kernel_timeout(sock, socket.SO_RCVTIMEO) == pytest.approx(0.15, abs=0.011)
+    started = time.monotonic()
+    with pytest.raises(httpcore.ReadTimeout):
+        stream.read(10, timeout=0)  # zero means at once, never "no timeout"
+    assert time.monotonic() - started < 0.5
+    assert 0 < kernel_timeout(sock, socket.SO_RCVTIMEO) <= 0.011
+    stream.write(b"ping", timeout=2.5)  # the write timeout is its own
+    assert kernel_timeout(sock, socket.SO_SNDTIMEO) == pytest.approx(2.5, abs=0.011)
+    assert kernel_timeout(sock, socket.SO_RCVTIMEO) <= 0.011
     stream.close()

@@ -1,16 +1,23 @@
 """The blocking backend: plain sockets, with the deadline set per call.
 
-Theory of operation: each read or write sets the socket timeout only when it differs from
-the last one set, so steady traffic makes no extra system calls. TLS is the standard
-library's ``SSLSocket``. An idle connection's liveness is one zero-timeout ``poll`` when it
-is checked out.
+Theory of operation: each read or write sets its timeout only when it differs from the
+last one set, so steady traffic makes no extra system calls. On Linux a plain socket
+stays in blocking mode and the kernel keeps its timeouts (``SO_RCVTIMEO`` for reads,
+``SO_SNDTIMEO`` for writes): a read is one ``recv``, where Python's own timeout mode
+would ``poll`` before every ``recv`` and ``send``, two more system calls per request.
+TLS is the standard library's ``SSLSocket`` in Python's timeout mode (its read loop
+would retry a kernel timeout forever). An idle connection's liveness is one
+zero-timeout ``poll`` when it is checked out.
 """
 
 from __future__ import annotations
 
+import math
 import select
 import socket
 import ssl
+import struct
+import sys
 import time
 import typing
 from collections.abc import Iterable
@@ -28,6 +35,16 @@ from .base import NetworkBackend, NetworkStream, SocketOption, apply_socket_opti
 __all__ = ["SyncBackend", "SyncStream"]
 
 _UNSET: typing.Any = object()
+_KERNEL_TIMEOUTS = sys.platform.startswith("linux")
+
+
+def _timeval(timeout: float | None) -> bytes:
+    """A ``struct timeval`` for SO_RCVTIMEO/SO_SNDTIMEO, where zero means no timeout: a
+    timeout of zero or less becomes the shortest there is, never none."""
+    if timeout is None:
+        return struct.pack("ll", 0, 0)
+    micro = max(math.ceil(timeout * 1_000_000), 1)
+    return struct.pack("ll", *divmod(micro, 1_000_000))
 
 
 class SyncStream(NetworkStream):
@@ -35,29 +52,40 @@ class SyncStream(NetworkStream):
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
-        self._timeout: float | None = _UNSET
+        self._kernel_timeouts = _KERNEL_TIMEOUTS and not isinstance(sock, ssl.SSLSocket)
+        if self._kernel_timeouts:
+            sock.settimeout(None)  # blocking mode; the timeouts are set on the socket below
+        self._read_timeout: float | None = _UNSET
+        self._write_timeout: float | None = _UNSET
         self._poller: select.poll | None = None
 
-    def _settimeout(self, timeout: float | None) -> None:
-        self._sock.settimeout(timeout)
-        self._timeout = timeout
+    def _set_timeout(self, option: int, timeout: float | None) -> None:
+        if self._kernel_timeouts:
+            self._sock.setsockopt(socket.SOL_SOCKET, option, _timeval(timeout))
+            if option == socket.SO_RCVTIMEO:
+                self._read_timeout = timeout
+            else:
+                self._write_timeout = timeout
+        else:  # one timeout for both directions
+            self._sock.settimeout(timeout)
+            self._read_timeout = self._write_timeout = timeout
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
-            if timeout != self._timeout:
-                self._settimeout(timeout)
+            if timeout != self._read_timeout:
+                self._set_timeout(socket.SO_RCVTIMEO, timeout)
             return self._sock.recv(max_bytes)
-        except TimeoutError as exc:
+        except (TimeoutError, BlockingIOError) as exc:  # BlockingIOError: the kernel's timeout
             raise ReadTimeout("Timed out reading from the server") from exc
         except (OSError, ValueError) as exc:
             raise ReadError(str(exc) or repr(exc)) from exc
 
     def write(self, data: bytes, timeout: float | None = None) -> None:
         try:
-            if timeout != self._timeout:
-                self._settimeout(timeout)
+            if timeout != self._write_timeout:
+                self._set_timeout(socket.SO_SNDTIMEO, timeout)
             self._sock.sendall(data)
-        except TimeoutError as exc:
+        except (TimeoutError, BlockingIOError) as exc:
             raise WriteTimeout("Timed out writing to the server") from exc
         except (OSError, ValueError) as exc:
             raise WriteError(str(exc) or repr(exc)) from exc
@@ -81,7 +109,11 @@ class SyncStream(NetworkStream):
         timeout: float | None = None,
     ) -> NetworkStream:
         try:
-            self._settimeout(timeout)
+            if self._kernel_timeouts:
+                # Back to Python's timeout mode, which the TLS socket needs.
+                for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+                    self._sock.setsockopt(socket.SOL_SOCKET, option, _timeval(None))
+            self._sock.settimeout(timeout)
             sock = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
         except TimeoutError as exc:
             self.close()
