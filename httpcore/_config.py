@@ -13,7 +13,14 @@ import ssl
 import threading
 import typing
 
-__all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "Limits", "Timeout", "default_ssl_context"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_TIMEOUT",
+    "MAX_INFORMATIONAL",
+    "Limits",
+    "Timeout",
+    "default_ssl_context",
+]
 
 _UNSET: typing.Any = object()
 
@@ -91,6 +98,10 @@ class Limits:
 
 DEFAULT_TIMEOUT = Timeout(5.0)
 DEFAULT_LIMITS = Limits()
+# Informational (1xx) responses allowed before the final one, in HTTP/1.1 and HTTP/2:
+# real servers send a few, and each may come within the read timeout, so without a cap
+# a server could keep a request waiting for ever.
+MAX_INFORMATIONAL = 64
 
 _contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()

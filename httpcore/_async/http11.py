@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - another h11 layout: every body goes th
     _ChunkedReader = _ContentLengthReader = None  # type: ignore[assignment,misc]
 
 from .._backends.base import AsyncNetworkStream
+from .._config import MAX_INFORMATIONAL
 from .._exceptions import (
     ConnectionNotAvailable,
     HTTPCoreError,
@@ -300,6 +301,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         start = self._received
         await self._receive(timeout)
         h = self._h11
+        informational = 0
         while True:
             event = h.next_event()
             if event is h11.NEED_DATA:
@@ -312,6 +314,11 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             if isinstance(event, h11.Response):
                 return event
             if isinstance(event, h11.InformationalResponse):
+                informational += 1
+                if informational > MAX_INFORMATIONAL:
+                    raise RemoteProtocolError(
+                        f"The server sent more than {MAX_INFORMATIONAL} informational (1xx) responses"
+                    )
                 continue
             raise RemoteProtocolError(
                 f"Unexpected {type(event).__name__} before the response"

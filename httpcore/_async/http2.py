@@ -43,6 +43,7 @@ from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
 from .._backends.base import AsyncNetworkStream
+from .._config import MAX_INFORMATIONAL
 from .._exceptions import (
     ConnectionNotAvailable,
     HTTPCoreError,
@@ -120,6 +121,7 @@ class _H2Connection(h2.connection.H2Connection):
 
 _DataReceived = h2.events.DataReceived
 _ResponseReceived = h2.events.ResponseReceived
+_InformationalReceived = h2.events.InformationalResponseReceived
 _StreamEnded = h2.events.StreamEnded
 _StreamReset = h2.events.StreamReset
 _WindowUpdated = h2.events.WindowUpdated
@@ -139,6 +141,7 @@ class _Stream:
         "error",
         "event",
         "headers",
+        "informational",
         "sent_end",
         "stop_sending",
         "stream_id",
@@ -150,6 +153,7 @@ class _Stream:
         self.stream_id = 0
         self.event = AsyncEvent()
         self.headers: list[tuple[bytes, bytes]] | None = None
+        self.informational = 0  # 1xx heads received, bounded by MAX_INFORMATIONAL
         self.chunks: collections.deque[tuple[bytes, int]] = collections.deque()
         self.ended = False  # the server sent END_STREAM
         self.sent_end = False  # we sent END_STREAM
@@ -718,7 +722,15 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 pass
             await self._fail(error)
         else:
-            await self._flush_nowait(write_timeout)
+            try:
+                await self._flush_nowait(write_timeout)
+            except HTTPCoreError as exc:
+                # The acknowledgements could not go out: the connection is gone, but what
+                # was read stands. A stream whose response is complete can still be read;
+                # the others fail, as with any broken connection.
+                await self._fail(
+                    RemoteProtocolError(f"Writing to the server failed ({type(exc).__name__}: {exc})")
+                )
 
     def _dispatch(self, events: list[h2.events.Event]) -> Exception | None:
         """Hand h2's events to their streams; under the lock. Returns a connection error."""
@@ -773,8 +785,18 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 error = self._goaway_received(typing.cast(h2.events.ConnectionTerminated, event))
                 if error is not None:
                     return error
-            # Informational responses, trailers, pings, settings acks, priority and unknown
-            # frames: nothing a waiting request needs.
+            elif kind is _InformationalReceived:
+                stream = streams.get(typing.cast(h2.events.InformationalResponseReceived, event).stream_id)
+                if stream is not None:
+                    stream.informational += 1
+                    if stream.informational > MAX_INFORMATIONAL and stream.error is None:
+                        stream.answered = True
+                        stream.error = RemoteProtocolError(
+                            f"The server sent more than {MAX_INFORMATIONAL} informational (1xx) responses"
+                        )
+                        self._wake(stream)
+            # Trailers, pings, settings acks, priority and unknown frames: nothing a
+            # waiting request needs.
         return None
 
     def _stream_reset(self, stream: _Stream, reset: h2.events.StreamReset) -> None:

@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - another h11 layout: every body goes th
     _ChunkedReader = _ContentLengthReader = None  # type: ignore[assignment,misc]
 
 from .._backends.base import NetworkStream
+from .._config import MAX_INFORMATIONAL
 from .._exceptions import (
     ConnectionNotAvailable,
     HTTPCoreError,
@@ -301,6 +302,7 @@ class HTTP11Connection(ConnectionInterface):
         start = self._received
         self._receive(timeout)
         h = self._h11
+        informational = 0
         while True:
             event = h.next_event()
             if event is h11.NEED_DATA:
@@ -313,6 +315,11 @@ class HTTP11Connection(ConnectionInterface):
             if isinstance(event, h11.Response):
                 return event
             if isinstance(event, h11.InformationalResponse):
+                informational += 1
+                if informational > MAX_INFORMATIONAL:
+                    raise RemoteProtocolError(
+                        f"The server sent more than {MAX_INFORMATIONAL} informational (1xx) responses"
+                    )
                 continue
             raise RemoteProtocolError(
                 f"Unexpected {type(event).__name__} before the response"

@@ -581,6 +581,22 @@ async def test_informational_responses_are_skipped(raw_server: RawServerFactory)
     assert srv.connections_accepted == 1
 
 
+async def test_endless_informational_responses_are_refused(raw_server: RawServerFactory) -> None:
+    def fault(conn: RawConnection, request: bytes) -> bool:
+        for _ in range(200):  # would go on for ever, each well within the read timeout
+            conn.send(b"HTTP/1.1 102 Processing\r\n\r\n")
+            conn.sleep(0.001)
+        conn.send(ok(b"too late"))
+        return True
+
+    srv = raw_server(good_or(fault))
+    async with httpcore.AsyncConnectionPool(timeout=TIMEOUT) as pool:
+        with pytest.raises(httpcore.RemoteProtocolError, match="informational"):
+            await pool.request("GET", srv.url + "/fault")
+        assert pool.connections == []
+        await check_healthy(pool, srv)
+
+
 @pytest.mark.parametrize(
     ("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)], ids=["HEAD", "204", "304"]
 )

@@ -582,6 +582,22 @@ def test_informational_responses_are_skipped(raw_server: RawServerFactory) -> No
     assert srv.connections_accepted == 1
 
 
+def test_endless_informational_responses_are_refused(raw_server: RawServerFactory) -> None:
+    def fault(conn: RawConnection, request: bytes) -> bool:
+        for _ in range(200):  # would go on for ever, each well within the read timeout
+            conn.send(b"HTTP/1.1 102 Processing\r\n\r\n")
+            conn.sleep(0.001)
+        conn.send(ok(b"too late"))
+        return True
+
+    srv = raw_server(good_or(fault))
+    with httpcore.ConnectionPool(timeout=TIMEOUT) as pool:
+        with pytest.raises(httpcore.RemoteProtocolError, match="informational"):
+            pool.request("GET", srv.url + "/fault")
+        assert pool.connections == []
+        check_healthy(pool, srv)
+
+
 @pytest.mark.parametrize(
     ("method", "status"), [("HEAD", 200), ("GET", 204), ("GET", 304)], ids=["HEAD", "204", "304"]
 )

@@ -869,3 +869,23 @@ def test_trace_over_tls(h2_server: HypercornServer, client_ssl_context: ssl.SSLC
         "connection.start_tls.complete",
     ]
     assert "http2.send_request_body.started" not in events
+
+
+def test_endless_informational_responses_are_refused(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        for _ in range(100):  # would go on for ever, each well within the read timeout
+            peer.h2.send_headers(1, [(b":status", b"103"), (b"link", b"</style.css>; rel=preload")])
+            peer.flush()
+        peer.answered.add(1)
+        peer.serve_forever()
+
+    # After our RST_STREAM, h2 takes a 1xx still in flight on that stream as a protocol
+    # error of the whole connection; then the next request goes to a new connection.
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    with pool_for() as pool:
+        with pytest.raises(httpcore.RemoteProtocolError, match="informational"):
+            pool.request("GET", srv.url + "/a")
+        r = pool.request("GET", srv.url + "/b")
+        assert r.body == b"ok:/b"
+        assert len(pool.connections) == 1
