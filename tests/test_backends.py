@@ -22,9 +22,7 @@ from tests.servers.raw import RawConnection, RawServerFactory
 def sender(data: bytes, then: str = "close") -> typing.Callable[[RawConnection], None]:
     def handler(conn: RawConnection) -> None:
         conn.send(data)
-        if then == "reset":
-            conn.reset()
-        elif then == "wait":
+        if then == "wait":
             conn.sleep(2)
         else:
             conn.close()
@@ -54,7 +52,12 @@ async def test_asyncio_read_splits_and_reports_eof(raw_server: RawServerFactory)
 
 
 async def test_asyncio_reset_is_read_error(raw_server: RawServerFactory) -> None:
-    srv = raw_server(sender(b"", then="reset"))
+    def handler(conn: RawConnection) -> None:
+        # Not at once: a reset that beats the client's connect() is a ConnectError.
+        conn.sleep(0.05)
+        conn.reset()
+
+    srv = raw_server(handler)
     stream = await AsyncioBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
     await asyncio.sleep(0.2)
     with pytest.raises(httpcore.ReadError):
