@@ -17,6 +17,7 @@ carry another request, so no response can be handed to the wrong request.
 from __future__ import annotations
 
 import enum
+import functools
 import time
 import typing
 from collections.abc import AsyncIterable
@@ -203,15 +204,12 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 extra.append((b"Content-Length", b"%d" % len(content)))
         elif not seen & 6:
             extra.append((b"Transfer-Encoding", b"chunked"))
-        # h11 validates the head again even though the models did: a request's header
-        # list can be changed after it was built, and nothing unchecked may reach the wire.
-        head = h.send(
-            h11.Request(
-                method=request.method,
-                target=request.url.target,
-                headers=extra + headers if extra else headers,
-            )
-        )
+        key = tuple(extra + headers)
+        try:
+            event = _request_event(request.method, request.url.target, key)
+        except TypeError:  # a header pair made unhashable after the request was built
+            event = h11.Request(method=request.method, target=request.url.target, headers=list(key))
+        head = h.send(event)
         assert head is not None
         if content is None or isinstance(content, bytes):
             if content and len(content) > COALESCE_LIMIT:
@@ -398,6 +396,17 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.origin}, {self._state.name}, requests={self._requests}]>"
+
+
+@functools.lru_cache(maxsize=128)
+def _request_event(method: bytes, target: bytes, headers: tuple[tuple[bytes, bytes], ...]) -> h11.Request:
+    """The h11 event for a request head, built (and validated by h11) once per distinct
+    head: clients send the same few again and again, and building one costs more than
+    sending it. h11 validates the head even though the models did, because a request's
+    header list can be changed after it was built and nothing unchecked may reach the
+    wire; the cache is keyed by the exact bytes, so a changed head is validated anew.
+    h11 never changes an event it is given, so one can be sent any number of times."""
+    return h11.Request(method=method, target=target, headers=list(headers))
 
 
 def _has_both_framings(headers: list[tuple[bytes, bytes]]) -> bool:

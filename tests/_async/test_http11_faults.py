@@ -867,6 +867,31 @@ async def test_headers_changed_after_validation_are_refused(
     assert record.received == []
 
 
+async def test_request_heads_are_built_once_and_still_checked(raw_server: RawServerFactory) -> None:
+    """h11's event for a request head is cached by its exact bytes: the same head again
+    is a cache hit, a head edited into something invalid is refused, and a header pair
+    made unhashable after construction is still sent."""
+    from httpcore._async.http11 import _request_event
+
+    srv = raw_server(good_or())
+    async with httpcore.AsyncConnectionPool(timeout=TIMEOUT) as pool:
+        url = f"{srv.url}/good/cached"
+        await pool.request("GET", url, headers=[("X-Same", "1")])
+        hits = _request_event.cache_info().hits
+        r = await pool.request("GET", url, headers=[("X-Same", "1")])
+        assert r.body == b"good:cached"
+        assert _request_event.cache_info().hits == hits + 1
+        request = httpcore.Request("GET", url, headers=[("X-Same", "1")])
+        request.headers.append((b"X-Same", b"1\r\nX-Injected: 1"))
+        with pytest.raises(httpcore.LocalProtocolError):
+            await pool.handle_async_request(request)
+        request = httpcore.Request("GET", url)
+        request.headers.append([b"X-List", b"pair"])  # type: ignore[arg-type]
+        response = await pool.handle_async_request(request)
+        assert await response.aread() == b"good:cached"
+        await check_healthy(pool, srv)
+
+
 # -- TLS ------------------------------------------------------------------------------
 
 

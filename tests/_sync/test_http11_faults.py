@@ -868,6 +868,31 @@ def test_headers_changed_after_validation_are_refused(
     assert record.received == []
 
 
+def test_request_heads_are_built_once_and_still_checked(raw_server: RawServerFactory) -> None:
+    """h11's event for a request head is cached by its exact bytes: the same head again
+    is a cache hit, a head edited into something invalid is refused, and a header pair
+    made unhashable after construction is still sent."""
+    from httpcore._sync.http11 import _request_event
+
+    srv = raw_server(good_or())
+    with httpcore.ConnectionPool(timeout=TIMEOUT) as pool:
+        url = f"{srv.url}/good/cached"
+        pool.request("GET", url, headers=[("X-Same", "1")])
+        hits = _request_event.cache_info().hits
+        r = pool.request("GET", url, headers=[("X-Same", "1")])
+        assert r.body == b"good:cached"
+        assert _request_event.cache_info().hits == hits + 1
+        request = httpcore.Request("GET", url, headers=[("X-Same", "1")])
+        request.headers.append((b"X-Same", b"1\r\nX-Injected: 1"))
+        with pytest.raises(httpcore.LocalProtocolError):
+            pool.handle_request(request)
+        request = httpcore.Request("GET", url)
+        request.headers.append([b"X-List", b"pair"])  # type: ignore[arg-type]
+        response = pool.handle_request(request)
+        assert response.read() == b"good:cached"
+        check_healthy(pool, srv)
+
+
 # -- TLS ------------------------------------------------------------------------------
 
 
