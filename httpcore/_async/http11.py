@@ -52,6 +52,7 @@ COALESCE_LIMIT = 64 * 1024
 MAX_HEAD_SIZE = 100 * 1024
 
 _VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
+_END_OF_MESSAGE = h11.EndOfMessage()  # events are immutable: one serves every request
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 _FRAMING = {b"host": 1, b"content-length": 2, b"transfer-encoding": 4}
 
@@ -214,7 +215,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         if content is None or isinstance(content, bytes):
             if content and len(content) > COALESCE_LIMIT:
                 body = h.send(h11.Data(data=content))
-                end = h.send(h11.EndOfMessage())
+                end = h.send(_END_OF_MESSAGE)
                 await self._stream.write(head, timeout)
                 await self._stream.write(body, timeout)
                 if end:
@@ -222,7 +223,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 return
             if content:
                 head += h.send(h11.Data(data=content))
-            head += h.send(h11.EndOfMessage())
+            head += h.send(_END_OF_MESSAGE)
             await self._stream.write(head, timeout)
             return
         await self._stream.write(head, timeout)
@@ -232,7 +233,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         else:
             for chunk in content:
                 await self._send_body_chunk(chunk, timeout)
-        end = h.send(h11.EndOfMessage())
+        end = h.send(_END_OF_MESSAGE)
         if end:
             await self._stream.write(end, timeout)
 
