@@ -171,8 +171,7 @@ class AsyncConnectionPool:
             return await self.handle_async_request(request)
         response, connection = await self._send(request)
         try:
-            if response._body is None:  # else the body came with the head
-                await response.aread()
+            await response.aread()
         finally:
             await self._release(connection)
         return response

@@ -209,7 +209,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         try:
             event = _request_event(request.method, request.url.target, key)
         except TypeError:  # a header pair made unhashable after the request was built
-            event = h11.Request(method=request.method, target=request.url.target, headers=list(key))
+            event = _request_event.__wrapped__(request.method, request.url.target, key)
         head = h.send(event)
         assert head is not None
         if content is None or isinstance(content, bytes):

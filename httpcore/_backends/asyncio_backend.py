@@ -151,16 +151,7 @@ class AsyncioStream(AsyncNetworkStream):
                 if self._closed:
                     raise ReadError("The connection is closed")
                 return b""
-            future: asyncio.Future[None] = protocol.loop.create_future()
-            protocol.reader = future
-            if timeout is not None:
-                protocol.reader_deadline = deadline = protocol.loop.time() + timeout
-                protocol.arm(deadline)
-            try:
-                await future
-            finally:
-                protocol.reader = None
-                protocol.reader_deadline = None
+            await self._wait_readable(timeout)
             if not protocol.chunks:
                 if protocol.error is not None:
                     raise ReadError(str(protocol.error) or repr(protocol.error))
@@ -189,6 +180,19 @@ class AsyncioStream(AsyncNetworkStream):
             await self._wait_writable(timeout)
             if protocol.error is not None or self._transport.is_closing():
                 raise WriteError(str(protocol.error or "The connection was closed while writing"))
+
+    async def _wait_readable(self, timeout: float | None) -> None:
+        protocol = self._protocol
+        future: asyncio.Future[None] = protocol.loop.create_future()
+        protocol.reader = future
+        if timeout is not None:
+            protocol.reader_deadline = deadline = protocol.loop.time() + timeout
+            protocol.arm(deadline)
+        try:
+            await future
+        finally:
+            protocol.reader = None
+            protocol.reader_deadline = None
 
     async def _wait_writable(self, timeout: float | None) -> None:
         protocol = self._protocol

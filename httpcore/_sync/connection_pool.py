@@ -172,8 +172,7 @@ class ConnectionPool:
             return self.handle_request(request)
         response, connection = self._send(request)
         try:
-            if response._body is None:  # else the body came with the head
-                response.read()
+            response.read()
         finally:
             self._release(connection)
         return response
