@@ -184,7 +184,8 @@ class AsyncLock:
         except BaseException:
             if future.done() and not future.cancelled():
                 self.release()  # granted, then cancelled before it could run: pass it on
-            else:
+            elif future in self._waiters:
+                # Not yet passed over: a release() meanwhile skips and drops a done future.
                 self._waiters.remove(future)
             raise
 

@@ -6,6 +6,8 @@ import asyncio
 import threading
 import time
 
+import pytest
+
 from httpcore._synchronization import (
     AsyncEvent,
     AsyncLock,
@@ -54,6 +56,21 @@ async def test_async_lock_cancelled_waiters() -> None:
     assert lock.locked()
     lock.release()
     assert not lock.locked()
+
+
+async def test_async_lock_waiter_cancelled_as_holder_releases() -> None:
+    """A queued waiter cancelled just before the holder lets go ends with CancelledError
+    (it once raised ValueError), and the lock is free afterwards."""
+    lock = AsyncLock()
+    await lock.acquire()
+    waiter = asyncio.create_task(lock.acquire())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    lock.release()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert not lock.locked()
+    assert lock.try_acquire()
 
 
 async def test_async_event() -> None:
