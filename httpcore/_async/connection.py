@@ -92,7 +92,11 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                 raise ConnectionNotAvailable()
             self._connecting = True
             try:
-                connection = self._connection = await self._connect(request)
+                connection = await self._connect(request)
+                if self._failed:  # closed while connecting: its owner has let it go
+                    await connection.aclose()
+                    raise ConnectError("The connection was closed while it was being opened")
+                self._connection = connection
             except BaseException:
                 self._failed = True
                 raise
@@ -128,24 +132,29 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                 retries -= 1
                 await self._backend.sleep(delay)
                 delay = RETRY_BACKOFF if not delay else delay * 2
-        if trace is not None:
-            await trace("connection.connect_tcp.complete", {"return_value": stream})
-        http2 = self._http2 and not self._http1
-        if origin.scheme == b"https":
-            stream = await self._start_tls(stream, extensions.get("sni_hostname") or host, timeout, trace)
-            ssl_object = stream.get_extra_info("ssl_object")
-            if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
-                http2 = True
-        if http2:
-            try:
-                from .http2 import AsyncHTTP2Connection
-            except ImportError:
-                await stream.aclose()
-                raise UnsupportedProtocol(
-                    "The server chose HTTP/2 but the 'h2' package is not installed"
-                ) from None
-            return AsyncHTTP2Connection(origin, stream, self._keepalive_expiry)
-        return AsyncHTTP11Connection(origin, stream, self._keepalive_expiry)
+        try:
+            # From here on the socket is ours alone: whatever fails, or cancels us in a
+            # trace callback, must close it.
+            if trace is not None:
+                await trace("connection.connect_tcp.complete", {"return_value": stream})
+            http2 = self._http2 and not self._http1
+            if origin.scheme == b"https":
+                stream = await self._start_tls(stream, extensions.get("sni_hostname") or host, timeout, trace)
+                ssl_object = stream.get_extra_info("ssl_object")
+                if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+                    http2 = True
+            if http2:
+                try:
+                    from .http2 import AsyncHTTP2Connection
+                except ImportError:
+                    raise UnsupportedProtocol(
+                        "The server chose HTTP/2 but the 'h2' package is not installed"
+                    ) from None
+                return AsyncHTTP2Connection(origin, stream, self._keepalive_expiry)
+            return AsyncHTTP11Connection(origin, stream, self._keepalive_expiry)
+        except BaseException:
+            await stream.aclose()
+            raise
 
     async def _start_tls(
         self, stream: AsyncNetworkStream, server_hostname: str, timeout: float | None, trace: typing.Any
@@ -155,11 +164,7 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
             context = default_ssl_context(alpn_protocols(self._http1, self._http2))
         if trace is not None:
             await trace("connection.start_tls.started", {"server_hostname": server_hostname})
-        try:
-            stream = await stream.start_tls(context, server_hostname, timeout)
-        except BaseException:
-            await stream.aclose()
-            raise
+        stream = await stream.start_tls(context, server_hostname, timeout)
         if trace is not None:
             await trace("connection.start_tls.complete", {"return_value": stream})
         return stream

@@ -42,6 +42,7 @@ from .._backends.base import AsyncNetworkBackend, SocketOption
 from .._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Limits, Timeout
 from .._exceptions import (
     ConnectionNotAvailable,
+    HTTPCoreError,
     PoolClosed,
     PoolTimeout,
     RemoteProtocolError,
@@ -58,6 +59,7 @@ __all__ = ["AsyncConnectionPool"]
 _UNSET: typing.Any = object()
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
 _HTTP1_ORIGINS_KEPT = 256
+_CLOSED_IN_FLIGHT = "The connection pool was closed while the request was in flight"
 
 ConnectionFactory = Callable[[Origin], AsyncConnectionInterface]
 
@@ -124,9 +126,9 @@ class AsyncConnectionPool:
         self._queued: dict[Origin, collections.OrderedDict[AsyncWaiter, None]] = {}
         self._connecting: dict[Origin, AsyncConnectionInterface] = {}
         self._http1_origins: collections.OrderedDict[Origin, None] = collections.OrderedDict()
-        # Connections of responses dropped unclosed, queued by a finaliser that must not
-        # take the lock (the garbage collector may run while this thread holds it).
-        self._orphans: collections.deque[AsyncConnectionInterface] = collections.deque()
+        # Responses dropped unclosed, with their connections, queued by a finaliser that
+        # must not take a lock (the garbage collector may run while this thread holds it).
+        self._orphans: collections.deque[tuple[AsyncConnectionInterface, typing.Any]] = collections.deque()
         self._closed = False
 
     def _create_connection(self, origin: Origin) -> AsyncConnectionInterface:
@@ -172,6 +174,10 @@ class AsyncConnectionPool:
         response, connection = await self._send(request)
         try:
             await response.aread()
+        except HTTPCoreError as exc:
+            if self._closed:
+                raise PoolClosed("The connection pool was closed while the response was read") from exc
+            raise
         finally:
             await self._release(connection)
         return response
@@ -232,8 +238,6 @@ class AsyncConnectionPool:
     # -- one request -----------------------------------------------------------------
 
     async def _send(self, request: Request) -> tuple[Response, AsyncConnectionInterface]:
-        if self._closed:
-            raise PoolClosed("The connection pool is closed")
         origin = request.url.origin
         extensions = request.extensions
         timeouts = extensions.get("timeout")
@@ -244,9 +248,12 @@ class AsyncConnectionPool:
         while True:
             to_close: list[AsyncConnectionInterface] = []
             waiter = None
+            if self._orphans:
+                await self._bury_orphans()
             with self._lock:
-                if self._orphans:
-                    self._adopt_orphans(to_close)
+                if self._closed:
+                    # Also ends a request whose connection close() took from under it.
+                    raise PoolClosed("The connection pool is closed")
                 connection = self._checkout(origin, fresh, to_close)
                 if connection is None:
                     waiter = AsyncWaiter(origin, fresh)
@@ -281,12 +288,17 @@ class AsyncConnectionPool:
                     reason = f"{request.method.decode('ascii')} is not idempotent"
                 elif not (request.content is None or isinstance(request.content, bytes)):
                     reason = "its body is a stream that cannot be sent again"
+                if self._closed:
+                    raise PoolClosed(_CLOSED_IN_FLIGHT) from exc
                 if reason is not None:
                     raise RemoteProtocolError(f"{exc}; the request was not retried because {reason}") from exc
                 fresh = True
                 continue
-            except BaseException:
+            except BaseException as exc:
                 await self._release(connection)
+                if self._closed and isinstance(exc, HTTPCoreError):
+                    # close() shut its connection: that, not the network, ended it.
+                    raise PoolClosed(_CLOSED_IN_FLIGHT) from exc
                 raise
             return response, connection
 
@@ -326,10 +338,27 @@ class AsyncConnectionPool:
         to_close: list[AsyncConnectionInterface] = []
         with self._lock:
             self._checkin(connection, to_close)
-            if self._orphans:
-                self._adopt_orphans(to_close)
         for stale in to_close:
             await stale.aclose()
+        if self._orphans:
+            await self._bury_orphans()
+
+    async def _bury_orphans(self) -> None:
+        """Responses the garbage collector finalised unclosed: close each one as its
+        caller should have (HTTP/1.1 then closes its connection, which is mid-response;
+        HTTP/2 resets just that stream), then take its connection back."""
+        orphans = self._orphans
+        while orphans:
+            try:
+                connection, stream = orphans.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            try:
+                await stream.aclose()
+            except HTTPCoreError:
+                pass  # the connection failed: _release sees it closed
+            finally:
+                await self._release(connection)
 
     # -- bookkeeping, always under the state lock, never any I/O ---------------------
 
@@ -498,16 +527,6 @@ class AsyncConnectionPool:
             if not available:
                 del self._available[connection.origin]
 
-    def _adopt_orphans(self, to_close: list[AsyncConnectionInterface]) -> None:
-        """Connections of responses the garbage collector finalised unclosed: they are
-        mid-response, so they are closed, never reused."""
-        while self._orphans:
-            connection = self._orphans.popleft()
-            if connection in self._load:
-                self._drop(connection)
-                to_close.append(connection)
-                self._grant_new_connection()
-
     def __repr__(self) -> str:
         active = sum(1 for count in self._load.values() if count)
         return (
@@ -556,4 +575,4 @@ class AsyncPoolResponseStream:
         connection = self._connection
         if connection is not None:
             self._connection = None
-            self._pool._orphans.append(connection)
+            self._pool._orphans.append((connection, self._stream))

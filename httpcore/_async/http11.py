@@ -116,7 +116,10 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 if send_error is not None:
                     raise send_error from None
                 raise
+            return await self._response(event, timeouts.get("read"), trace, request)
         except BaseException as exc:
+            # Whatever ends the exchange before the caller has its response (an error, or
+            # a cancellation in a trace callback) closes the connection: it is mid-cycle.
             await self._close()
             if (
                 reused
@@ -130,6 +133,11 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             if isinstance(exc, h11.ProtocolError):
                 raise _map_h11_error(exc) from exc
             raise
+
+    async def _response(
+        self, event: h11.Response, timeout: float | None, trace: typing.Any, request: Request
+    ) -> Response:
+        """The response for a head just received, with its body if that came along."""
         if trace is not None:
             await trace(
                 "http11.receive_response_headers.complete", {"request": request, "return_value": event}
@@ -147,13 +155,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         reader_type = type(getattr(self._h11, "_reader", None))
         self._must_close = _ChunkedReader in (None, reader_type) and _has_both_framings(raw_headers)
         if trace is None:
-            try:
-                body, complete = self._buffered_body()
-            except BaseException as exc:
-                await self._close()
-                if isinstance(exc, h11.ProtocolError):
-                    raise _map_h11_error(exc) from exc
-                raise
+            body, complete = self._buffered_body()
             if complete:
                 # The whole body came with the head: the connection is done with this
                 # response already, and the caller gets it with no stream to pull.
@@ -164,7 +166,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         return Response._from_stream(
             event.status_code,
             raw_headers,
-            AsyncHTTP11ResponseStream(self, timeouts.get("read"), trace, body),
+            AsyncHTTP11ResponseStream(self, timeout, trace, body),
             response_extensions,
         )
 
@@ -381,7 +383,9 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
 
     def has_expired(self) -> bool:
         if self._state is not _State.IDLE:
-            return self._state is _State.CLOSED
+            # The pool asks only of connections carrying nothing: one still ACTIVE then
+            # was abandoned mid-exchange and must never be handed out again.
+            return True
         if self._expire_at is not None and time.monotonic() > self._expire_at:
             return True
         return self._stream.is_readable()

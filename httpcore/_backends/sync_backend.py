@@ -81,10 +81,27 @@ class SyncStream(NetworkStream):
             raise ReadError(str(exc) or repr(exc)) from exc
 
     def write(self, data: bytes, timeout: float | None = None) -> None:
+        """Send all of ``data`` within ``timeout``: a deadline for the whole write, where
+        the socket's own timeout would start again after every partial send."""
         try:
             if timeout != self._write_timeout:
                 self._set_timeout(socket.SO_SNDTIMEO, timeout)
-            self._sock.sendall(data)
+            sock = self._sock
+            start = time.monotonic()
+            sent = sock.send(data)
+            if sent == len(data):
+                return
+            if timeout is None:
+                sock.sendall(memoryview(data)[sent:])
+                return
+            deadline = start + timeout
+            view = memoryview(data)[sent:]
+            while view:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                self._set_timeout(socket.SO_SNDTIMEO, remaining)
+                view = view[sock.send(view) :]
         except (TimeoutError, BlockingIOError) as exc:
             raise WriteTimeout("Timed out writing to the server") from exc
         except (OSError, ValueError) as exc:

@@ -93,7 +93,11 @@ class HTTPConnection(ConnectionInterface):
                 raise ConnectionNotAvailable()
             self._connecting = True
             try:
-                connection = self._connection = self._connect(request)
+                connection = self._connect(request)
+                if self._failed:  # closed while connecting: its owner has let it go
+                    connection.close()
+                    raise ConnectError("The connection was closed while it was being opened")
+                self._connection = connection
             except BaseException:
                 self._failed = True
                 raise
@@ -129,24 +133,29 @@ class HTTPConnection(ConnectionInterface):
                 retries -= 1
                 self._backend.sleep(delay)
                 delay = RETRY_BACKOFF if not delay else delay * 2
-        if trace is not None:
-            trace("connection.connect_tcp.complete", {"return_value": stream})
-        http2 = self._http2 and not self._http1
-        if origin.scheme == b"https":
-            stream = self._start_tls(stream, extensions.get("sni_hostname") or host, timeout, trace)
-            ssl_object = stream.get_extra_info("ssl_object")
-            if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
-                http2 = True
-        if http2:
-            try:
-                from .http2 import HTTP2Connection
-            except ImportError:
-                stream.close()
-                raise UnsupportedProtocol(
-                    "The server chose HTTP/2 but the 'h2' package is not installed"
-                ) from None
-            return HTTP2Connection(origin, stream, self._keepalive_expiry)
-        return HTTP11Connection(origin, stream, self._keepalive_expiry)
+        try:
+            # From here on the socket is ours alone: whatever fails, or cancels us in a
+            # trace callback, must close it.
+            if trace is not None:
+                trace("connection.connect_tcp.complete", {"return_value": stream})
+            http2 = self._http2 and not self._http1
+            if origin.scheme == b"https":
+                stream = self._start_tls(stream, extensions.get("sni_hostname") or host, timeout, trace)
+                ssl_object = stream.get_extra_info("ssl_object")
+                if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+                    http2 = True
+            if http2:
+                try:
+                    from .http2 import HTTP2Connection
+                except ImportError:
+                    raise UnsupportedProtocol(
+                        "The server chose HTTP/2 but the 'h2' package is not installed"
+                    ) from None
+                return HTTP2Connection(origin, stream, self._keepalive_expiry)
+            return HTTP11Connection(origin, stream, self._keepalive_expiry)
+        except BaseException:
+            stream.close()
+            raise
 
     def _start_tls(
         self, stream: NetworkStream, server_hostname: str, timeout: float | None, trace: typing.Any
@@ -156,11 +165,7 @@ class HTTPConnection(ConnectionInterface):
             context = default_ssl_context(alpn_protocols(self._http1, self._http2))
         if trace is not None:
             trace("connection.start_tls.started", {"server_hostname": server_hostname})
-        try:
-            stream = stream.start_tls(context, server_hostname, timeout)
-        except BaseException:
-            stream.close()
-            raise
+        stream = stream.start_tls(context, server_hostname, timeout)
         if trace is not None:
             trace("connection.start_tls.complete", {"return_value": stream})
         return stream

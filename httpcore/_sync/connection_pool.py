@@ -43,6 +43,7 @@ from .._backends.base import NetworkBackend, SocketOption
 from .._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Limits, Timeout
 from .._exceptions import (
     ConnectionNotAvailable,
+    HTTPCoreError,
     PoolClosed,
     PoolTimeout,
     RemoteProtocolError,
@@ -59,6 +60,7 @@ __all__ = ["ConnectionPool"]
 _UNSET: typing.Any = object()
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
 _HTTP1_ORIGINS_KEPT = 256
+_CLOSED_IN_FLIGHT = "The connection pool was closed while the request was in flight"
 
 ConnectionFactory = Callable[[Origin], ConnectionInterface]
 
@@ -125,9 +127,9 @@ class ConnectionPool:
         self._queued: dict[Origin, collections.OrderedDict[SyncWaiter, None]] = {}
         self._connecting: dict[Origin, ConnectionInterface] = {}
         self._http1_origins: collections.OrderedDict[Origin, None] = collections.OrderedDict()
-        # Connections of responses dropped unclosed, queued by a finaliser that must not
-        # take the lock (the garbage collector may run while this thread holds it).
-        self._orphans: collections.deque[ConnectionInterface] = collections.deque()
+        # Responses dropped unclosed, with their connections, queued by a finaliser that
+        # must not take a lock (the garbage collector may run while this thread holds it).
+        self._orphans: collections.deque[tuple[ConnectionInterface, typing.Any]] = collections.deque()
         self._closed = False
 
     def _create_connection(self, origin: Origin) -> ConnectionInterface:
@@ -173,6 +175,10 @@ class ConnectionPool:
         response, connection = self._send(request)
         try:
             response.read()
+        except HTTPCoreError as exc:
+            if self._closed:
+                raise PoolClosed("The connection pool was closed while the response was read") from exc
+            raise
         finally:
             self._release(connection)
         return response
@@ -233,8 +239,6 @@ class ConnectionPool:
     # -- one request -----------------------------------------------------------------
 
     def _send(self, request: Request) -> tuple[Response, ConnectionInterface]:
-        if self._closed:
-            raise PoolClosed("The connection pool is closed")
         origin = request.url.origin
         extensions = request.extensions
         timeouts = extensions.get("timeout")
@@ -245,9 +249,12 @@ class ConnectionPool:
         while True:
             to_close: list[ConnectionInterface] = []
             waiter = None
+            if self._orphans:
+                self._bury_orphans()
             with self._lock:
-                if self._orphans:
-                    self._adopt_orphans(to_close)
+                if self._closed:
+                    # Also ends a request whose connection close() took from under it.
+                    raise PoolClosed("The connection pool is closed")
                 connection = self._checkout(origin, fresh, to_close)
                 if connection is None:
                     waiter = SyncWaiter(origin, fresh)
@@ -282,12 +289,17 @@ class ConnectionPool:
                     reason = f"{request.method.decode('ascii')} is not idempotent"
                 elif not (request.content is None or isinstance(request.content, bytes)):
                     reason = "its body is a stream that cannot be sent again"
+                if self._closed:
+                    raise PoolClosed(_CLOSED_IN_FLIGHT) from exc
                 if reason is not None:
                     raise RemoteProtocolError(f"{exc}; the request was not retried because {reason}") from exc
                 fresh = True
                 continue
-            except BaseException:
+            except BaseException as exc:
                 self._release(connection)
+                if self._closed and isinstance(exc, HTTPCoreError):
+                    # close() shut its connection: that, not the network, ended it.
+                    raise PoolClosed(_CLOSED_IN_FLIGHT) from exc
                 raise
             return response, connection
 
@@ -327,10 +339,27 @@ class ConnectionPool:
         to_close: list[ConnectionInterface] = []
         with self._lock:
             self._checkin(connection, to_close)
-            if self._orphans:
-                self._adopt_orphans(to_close)
         for stale in to_close:
             stale.close()
+        if self._orphans:
+            self._bury_orphans()
+
+    def _bury_orphans(self) -> None:
+        """Responses the garbage collector finalised unclosed: close each one as its
+        caller should have (HTTP/1.1 then closes its connection, which is mid-response;
+        HTTP/2 resets just that stream), then take its connection back."""
+        orphans = self._orphans
+        while orphans:
+            try:
+                connection, stream = orphans.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            try:
+                stream.close()
+            except HTTPCoreError:
+                pass  # the connection failed: _release sees it closed
+            finally:
+                self._release(connection)
 
     # -- bookkeeping, always under the state lock, never any I/O ---------------------
 
@@ -499,16 +528,6 @@ class ConnectionPool:
             if not available:
                 del self._available[connection.origin]
 
-    def _adopt_orphans(self, to_close: list[ConnectionInterface]) -> None:
-        """Connections of responses the garbage collector finalised unclosed: they are
-        mid-response, so they are closed, never reused."""
-        while self._orphans:
-            connection = self._orphans.popleft()
-            if connection in self._load:
-                self._drop(connection)
-                to_close.append(connection)
-                self._grant_new_connection()
-
     def __repr__(self) -> str:
         active = sum(1 for count in self._load.values() if count)
         return (
@@ -557,4 +576,4 @@ class PoolResponseStream:
         connection = self._connection
         if connection is not None:
             self._connection = None
-            self._pool._orphans.append(connection)
+            self._pool._orphans.append((connection, self._stream))

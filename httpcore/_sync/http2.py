@@ -247,6 +247,7 @@ class HTTP2Connection(ConnectionInterface):
             if self.is_closed():
                 self.close()  # say, a GOAWAY read while idle: nobody else will close it
             raise
+        streamed = False  # a body taken from an iterator: it cannot be sent again
         try:
             # No need to wait for a writer ahead of us: it sends our HEADERS along.
             self._flush_nowait(write_timeout)
@@ -260,6 +261,7 @@ class HTTP2Connection(ConnectionInterface):
                     trace(
                         "http2.send_request_body.started", {"request": request, "stream_id": stream_id}
                     )
+                streamed = not isinstance(content, bytes)
                 self._send_body(stream, content, write_timeout)
                 if trace is not None:
                     trace(
@@ -275,20 +277,26 @@ class HTTP2Connection(ConnectionInterface):
                 assert stream.error is not None
                 _raise(stream.error)
             status, response_headers = self._parse_head(stream.headers)
+            if trace is not None:
+                trace(
+                    "http2.receive_response_headers.complete",
+                    {"request": request, "stream_id": stream_id, "return_value": (status, response_headers)},
+                )
         except BaseException as exc:
             self._forget(stream)
             if isinstance(stream.error, ConnectionNotAvailable) or isinstance(exc, ConnectionNotAvailable):
+                if streamed:
+                    # Unprocessed, so safe to send again, but its body was consumed.
+                    raise RemoteProtocolError(
+                        "The server refused the stream unprocessed (GOAWAY) after part of its"
+                        " streamed body was sent; a streamed body cannot be sent again"
+                    ) from None
                 raise ConnectionNotAvailable() from None
             if not stream.answered and isinstance(exc, (ReadError, WriteError, RemoteProtocolError)):
                 # The connection failed before the server said anything about this
                 # stream: the pool may send an idempotent request again.
                 raise StaleConnection(f"{exc} (before any response on stream {stream.stream_id})") from exc
             raise
-        if trace is not None:
-            trace(
-                "http2.receive_response_headers.complete",
-                {"request": request, "stream_id": stream_id, "return_value": (status, response_headers)},
-            )
         return Response._from_stream(
             status,
             response_headers,
