@@ -358,3 +358,13 @@ class AsyncioBackend(AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    async def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            raise ConnectTimeout(f"Timed out resolving {host}") from exc
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise ConnectError(f"Could not resolve {host}: {exc}") from exc
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))

@@ -87,6 +87,11 @@ class NetworkBackend:
     def sleep(self, seconds: float) -> None:
         raise NotImplementedError()  # pragma: no cover
 
+    def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
+        """The IP addresses of ``host`` for TCP, in the resolver's order of preference,
+        without repeats (for a proxy that is sent addresses, not names: SOCKS5)."""
+        raise NotImplementedError()  # pragma: no cover
+
 
 class AsyncNetworkStream:
     """A connected byte stream (async)."""
@@ -140,4 +145,9 @@ class AsyncNetworkBackend:
         raise NotImplementedError()  # pragma: no cover
 
     async def sleep(self, seconds: float) -> None:
+        raise NotImplementedError()  # pragma: no cover
+
+    async def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
+        """The IP addresses of ``host`` for TCP, in the resolver's order of preference,
+        without repeats (for a proxy that is sent addresses, not names: SOCKS5)."""
         raise NotImplementedError()  # pragma: no cover

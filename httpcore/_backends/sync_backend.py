@@ -18,6 +18,7 @@ import socket
 import ssl
 import struct
 import sys
+import threading
 import time
 import typing
 from collections.abc import Iterable
@@ -239,3 +240,27 @@ class SyncBackend(NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
+
+    def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
+        # getaddrinfo() takes no timeout: with one, it runs in a daemon thread that is
+        # left behind (to finish on its own) when the deadline passes.
+        result: list[typing.Any] = []
+
+        def lookup() -> None:
+            try:
+                result.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+            except (OSError, UnicodeError, ValueError) as exc:
+                result.append(exc)
+
+        if timeout is None:
+            lookup()
+        else:
+            thread = threading.Thread(target=lookup, name="httpcore-resolve", daemon=True)
+            thread.start()
+            thread.join(max(timeout, 0.0))
+        if not result:
+            raise ConnectTimeout(f"Timed out resolving {host}")
+        outcome = result[0]
+        if isinstance(outcome, BaseException):
+            raise ConnectError(f"Could not resolve {host}: {outcome}") from outcome
+        return list(dict.fromkeys(str(info[4][0]) for info in outcome))
