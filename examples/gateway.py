@@ -2,18 +2,38 @@
 
 This is the "killer app" sketched in the original proposal: a reverse proxy written at
 the raw ASGI level. Request bodies stream from the client to the upstream and response
-bodies stream back, chunk by chunk, so memory stays flat whatever the size; one shared
-``httpcore.AsyncConnectionPool`` keeps upstream connections alive between requests.
+bodies stream back, chunk by chunk, each side waiting for the other (back-pressure both
+ways), so memory stays flat whatever the size; one shared ``httpcore.AsyncConnectionPool``
+keeps upstream connections alive between requests.
 
 Run it with::
 
     GATEWAY_UPSTREAM=http://127.0.0.1:8001 uvicorn examples.gateway:app
 
-The pool is created at ASGI lifespan startup and closed at shutdown; a server running
-without lifespan events gets one lazily, on the first request. An upstream that cannot
-be reached or breaks the protocol gets the client a 502 (a 504 on a timeout) if the
-response has not started yet; once it has, the response is aborted. When the client
-goes away, the upstream request or response is closed at once, freeing its connection.
+Configuration (constructor arguments, or these environment variables for ``app``):
+
+========================== =========== ===============================================
+GATEWAY_UPSTREAM           (required)  base URL: ``http://host:port`` or ``https://host/prefix``
+GATEWAY_MAX_CONNECTIONS    256         upstream connections, every one of them kept alive
+GATEWAY_KEEPALIVE_EXPIRY   5           seconds an idle upstream connection is kept
+GATEWAY_CONNECT_TIMEOUT    5           seconds to connect to the upstream
+GATEWAY_READ_TIMEOUT       30          seconds the upstream may stay silent
+GATEWAY_WRITE_TIMEOUT      30          seconds the upstream may refuse to take data
+GATEWAY_POOL_TIMEOUT       10          seconds to wait for a free upstream connection
+GATEWAY_HTTP2              0           1: HTTP/2 to the upstream (ALPN, or prior knowledge on http://)
+GATEWAY_PRESERVE_HOST      0           1: pass the client's Host on instead of the upstream's
+========================== =========== ===============================================
+
+What it does to a request: the path (still percent-encoded) and query are appended to
+the upstream URL; hop-by-hop headers are dropped both ways (the fixed list and those the
+``Connection`` header names); the client's address is appended to ``X-Forwarded-For``
+and ``X-Forwarded-Proto``/``X-Forwarded-Host`` are set. Errors: 502 when the upstream
+fails before the response starts, 504 when it times out, 503 when no upstream connection
+became free in time; once the response has started, a failure aborts it (the ASGI
+server closes the connection) so the client never takes a truncated body for a whole
+one. Idempotent requests are retried once by the pool when a kept-alive connection was
+closed under them. The pool is created at lifespan startup and closed at shutdown (or
+lazily, on the first request, under a server without lifespan events).
 """
 
 from __future__ import annotations
@@ -21,14 +41,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
 import httpcore
 
-__all__ = ["DEFAULT_TIMEOUT", "HOP_BY_HOP", "ClientDisconnected", "ClientRequest", "GatewayServer", "app"]
+__all__ = ["DEFAULT_TIMEOUT", "HOP_BY_HOP", "ClientDisconnected", "GatewayServer", "app"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,10 +60,16 @@ Headers = list[tuple[bytes, bytes]]
 HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"te", b"trailer", b"upgrade"}
 )
+# Request headers the gateway writes itself (the client's copies are not to be trusted).
+SET_BY_GATEWAY = HOP_BY_HOP | {b"host", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
 # The ASGI server serving the gateway writes its own; forwarding the upstream's would
 # send two of each (nginx hides the same two by default).
-SERVER_OWNED = frozenset({b"date", b"server"})
+SERVER_OWNED = HOP_BY_HOP | {b"date", b"server"}
+# 204 and 304 have no body; a Content-Length on them (allowed on a 304) would make the
+# ASGI server wait for body bytes that never come.
+BODYLESS = {204: SERVER_OWNED | {b"content-length"}, 304: SERVER_OWNED | {b"content-length"}}
 DEFAULT_TIMEOUT = httpcore.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
+END = {"type": "http.response.body", "body": b"", "more_body": False}
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +85,19 @@ class GatewayServer:
     request's path and query are appended to it.
     """
 
+    watch_delay = 0.25
+    """Seconds the upstream may think before the gateway watches for the client leaving
+    (a watch costs a task; most answers come sooner). A streamed response is watched at once."""
+
     def __init__(
         self,
         upstream: str,
         *,
         timeout: httpcore.Timeout = DEFAULT_TIMEOUT,
-        limits: httpcore.Limits | None = None,
+        max_connections: int = 256,
+        keepalive_expiry: float = 5.0,
+        http2: bool = False,
+        preserve_host: bool = False,
     ) -> None:
         url = httpcore.URL(upstream)
         if url.scheme not in (b"http", b"https") or b"?" in url.target:
@@ -73,15 +106,47 @@ class GatewayServer:
             )
         self.upstream = url
         self.timeout = timeout
-        self.limits = limits
+        # A gateway reuses every connection it opens: keep-alive for all of them.
+        self.limits = httpcore.Limits(max_connections, max_connections, keepalive_expiry)
+        self.http2 = http2
+        self.preserve_host = preserve_host
         self._prefix = url.target.rstrip(b"/")
         self._pool: httpcore.AsyncConnectionPool | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> GatewayServer:
+        """A gateway configured by the ``GATEWAY_*`` variables (see the module's docstring)."""
+
+        def number(name: str, default: float) -> float:
+            return float(environ.get(name) or default)
+
+        def flag(name: str) -> bool:
+            return environ.get(name, "0").strip().lower() not in ("", "0", "false", "no", "off")
+
+        timeout = httpcore.Timeout(
+            connect=number("GATEWAY_CONNECT_TIMEOUT", 5),
+            read=number("GATEWAY_READ_TIMEOUT", 30),
+            write=number("GATEWAY_WRITE_TIMEOUT", 30),
+            pool=number("GATEWAY_POOL_TIMEOUT", 10),
+        )
+        return cls(
+            environ.get("GATEWAY_UPSTREAM", "http://127.0.0.1:8001"),
+            timeout=timeout,
+            max_connections=int(number("GATEWAY_MAX_CONNECTIONS", 256)),
+            keepalive_expiry=number("GATEWAY_KEEPALIVE_EXPIRY", 5),
+            http2=flag("GATEWAY_HTTP2"),
+            preserve_host=flag("GATEWAY_PRESERVE_HOST"),
+        )
 
     @property
     def pool(self) -> httpcore.AsyncConnectionPool:
         """The shared pool, created on first use."""
         if self._pool is None:
-            self._pool = httpcore.AsyncConnectionPool(timeout=self.timeout, limits=self.limits)
+            # HTTP/2 to an http:// upstream can only be spoken with prior knowledge.
+            http1 = not (self.http2 and self.upstream.scheme == b"http")
+            self._pool = httpcore.AsyncConnectionPool(
+                timeout=self.timeout, limits=self.limits, http1=http1, http2=self.http2
+            )
         return self._pool
 
     async def aclose(self) -> None:
@@ -117,100 +182,140 @@ class GatewayServer:
         return httpcore.URL(scheme=up.scheme, host=up.host, port=up.port, target=target)
 
     def upstream_headers(self, scope: Scope) -> Headers:
-        """The request headers to forward. Host is dropped: httpcore writes the
-        upstream's own from the URL. The client's address is added to X-Forwarded-For."""
-        headers = without_hop_by_hop(scope["headers"], also=frozenset({b"host"}))
+        """The request headers to forward: hop-by-hop ones dropped, the client's address
+        appended to X-Forwarded-For, X-Forwarded-Proto and -Host set. Host is the
+        upstream's (httpcore writes it from the URL) unless ``preserve_host``."""
+        headers = without(scope["headers"], SET_BY_GATEWAY)
+        host = forwarded_for = b""
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+            elif name == b"x-forwarded-for":
+                forwarded_for += (b", " if forwarded_for else b"") + value
         client = scope.get("client")
         if client and client[0]:
-            headers.append((b"x-forwarded-for", client[0].encode("ascii")))
+            forwarded_for += (b", " if forwarded_for else b"") + client[0].encode("ascii")
+        if forwarded_for:
+            headers.append((b"x-forwarded-for", forwarded_for))
+        headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode("ascii")))
+        if host:
+            headers.append((b"x-forwarded-host", host))
+            if self.preserve_host:
+                headers.insert(0, (b"host", host))
         return headers
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the exchange with the upstream until it ends or the client goes away
-        (ASGI servers may drop without a word what is sent after that), whichever is
-        first. A failure after the response started is raised: that is how an ASGI
-        application tells the server to abort the response."""
-        client = ClientRequest(receive)
-        exchange = asyncio.ensure_future(self.exchange(scope, client, send))
-        watch = asyncio.ensure_future(client.disconnected())
+        """One exchange: the request upstream, the response back. A client that leaves
+        while the upstream thinks or streams is noticed by a ``ClientWatch``, which
+        cancels the exchange (and so closes its upstream connection)."""
+        message = await receive()
+        if message["type"] != "http.request":
+            return  # gone before the request was read: nobody is left to answer
+        watch = ClientWatch(receive)
+        body: bytes | AsyncIterator[bytes] = message.get("body", b"")
+        if message.get("more_body", False):
+            body = self.stream_body(receive, message.get("body", b""), watch)
+        else:
+            watch.start(self.watch_delay)
         try:
-            await asyncio.wait((exchange, watch), return_when=asyncio.FIRST_COMPLETED)
+            await self.exchange(scope, body, send, watch)
+        except ClientDisconnected:
+            pass  # mid-upload: the pool closed the half-sent request's connection
+        except asyncio.CancelledError:
+            if not watch.gone:
+                raise
+            watch.uncancel()  # the watch cancelled us: the client has left
         finally:
-            exchange.cancel()  # a no-op when it has finished; otherwise the client is gone
-            watch.cancel()
-            await asyncio.gather(exchange, watch, return_exceptions=True)
-        if not exchange.cancelled():
-            exchange.result()
+            watch.stop()
 
-    async def exchange(self, scope: Scope, client: ClientRequest, send: Send) -> None:
+    async def exchange(
+        self, scope: Scope, body: bytes | AsyncIterator[bytes], send: Send, watch: ClientWatch
+    ) -> None:
         """Send the request upstream and stream the response back to the client."""
         url = self.upstream_url(scope)
         try:
-            body = await client.body()
             response = await self.pool.request(
                 scope["method"], url, headers=self.upstream_headers(scope), body=body, stream=True
             )
-        except ClientDisconnected:
-            return  # nobody is left to answer
         except httpcore.HTTPCoreError as exc:
-            status = 504 if isinstance(exc, httpcore.TimeoutException) else 502
+            status = 502
+            if isinstance(exc, httpcore.TimeoutException):
+                status = 503 if isinstance(exc, httpcore.PoolTimeout) else 504
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             logger.warning("%s %s -> %d, the upstream failed: %s", scope["method"], url, status, detail)
             await send_error(send, status, detail)
             return
         try:
-            await _send_response(response, send)
+            drop = BODYLESS.get(response.status_code, SERVER_OWNED)
+            headers = without(response.headers, drop, lower=True)
+            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+            watch.start(0)  # the body may take long: from now on a departure is noticed at once
+            async for chunk in response.stream():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
         finally:
             await response.aclose()  # a no-op unless the transfer stopped early
+        watch.stop()  # before the last message: after it, the server reports a disconnect
+        await send(END)
+
+    async def stream_body(self, receive: Receive, first: bytes, watch: ClientWatch) -> AsyncIterator[bytes]:
+        """The request body, message by message; once it is read, the watch may listen."""
+        yield first
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()  # aborts the upstream request and its connection
+            yield message.get("body", b"")
+            if not message.get("more_body", False):
+                watch.start(self.watch_delay)
+                return
 
 
-class ClientRequest:
-    """The client's side of one exchange, read from ASGI ``receive``: first the
-    request body, then, once that has been read, the disconnect."""
+class ClientWatch:
+    """Listens on ASGI ``receive`` for ``http.disconnect`` once the request body has been
+    read, and cancels the task forwarding the request when it comes. The listening task
+    is started only when asked to (after ``delay``), so quick exchanges never pay for it."""
+
+    __slots__ = ("_listener", "_receive", "_task", "_timer", "gone")
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
-        self._body_read = asyncio.Event()
+        self._task = asyncio.current_task()
+        self._timer: asyncio.TimerHandle | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self.gone = False
 
-    async def body(self) -> bytes | AsyncIterator[bytes]:
-        """Bytes when the body came in one message (so httpcore can send it with a
-        Content-Length), otherwise a stream of its messages."""
-        message = await self._receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected()
-        first: bytes = message.get("body", b"")
-        if message.get("more_body", False):
-            return self._stream(first)
-        self._body_read.set()
-        return first
+    def start(self, delay: float) -> None:
+        """Listen from ``delay`` seconds on (at once for 0)."""
+        if self._listener is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        if delay > 0:
+            self._timer = loop.call_later(delay, self.start, 0)
+        else:
+            self._timer = None
+            self._listener = loop.create_task(self._listen())
 
-    async def _stream(self, first: bytes) -> AsyncIterator[bytes]:
-        try:
-            yield first
-            while True:
-                message = await self._receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnected()  # aborts the upstream request and its connection
-                yield message.get("body", b"")
-                if not message.get("more_body", False):
-                    return
-        finally:
-            self._body_read.set()
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._listener is not None:
+            self._listener.cancel()
 
-    async def disconnected(self) -> None:
-        """Return when the client has gone. It listens only after the body has been
-        read: until then the body stream is the one calling ``receive``."""
-        await self._body_read.wait()
+    def uncancel(self) -> None:
+        """Take back the cancellation this watch made (Python 3.11+ counts them)."""
+        uncancel = getattr(self._task, "uncancel", None)
+        if uncancel is not None:
+            uncancel()
+
+    async def _listen(self) -> None:
         while (await self._receive())["type"] != "http.disconnect":
-            pass
-
-
-async def _send_response(response: httpcore.Response, send: Send) -> None:
-    headers = without_hop_by_hop(response.headers, also=SERVER_OWNED)
-    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-    async for chunk in response.stream():
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            pass  # body messages the upstream did not wait for
+        self.gone = True
+        if self._task is not None:
+            self._task.cancel()
 
 
 async def send_error(send: Send, status: int, detail: str) -> None:
@@ -221,17 +326,15 @@ async def send_error(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def without_hop_by_hop(
-    headers: Iterable[tuple[bytes, bytes]], also: frozenset[bytes] = frozenset()
-) -> Headers:
-    """The headers with lower-cased names, minus the hop-by-hop ones (the fixed list,
-    those the Connection header names, and ``also``)."""
-    lowered = [(name.lower(), value) for name, value in headers]
-    drop = HOP_BY_HOP | also
-    for name, value in lowered:
+def without(headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes], lower: bool = False) -> Headers:
+    """The headers minus those named in ``drop`` and those the Connection header names;
+    names lower-cased when ``lower`` (ASGI servers give them lower-cased already)."""
+    if lower:
+        headers = [(name.lower(), value) for name, value in headers]
+    for name, value in headers:
         if name == b"connection":
             drop = drop.union(token.strip() for token in value.lower().split(b","))
-    return [(name, value) for name, value in lowered if name not in drop]
+    return [(name, value) for name, value in headers if name not in drop]
 
 
-app = GatewayServer(os.environ.get("GATEWAY_UPSTREAM", "http://127.0.0.1:8001"))
+app = GatewayServer.from_environ()

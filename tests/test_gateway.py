@@ -13,7 +13,9 @@ import asyncio
 import hashlib
 import importlib
 import json
+import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -22,11 +24,11 @@ import pytest
 
 import httpcore
 from examples import gateway as gateway_module
-from examples.gateway import ClientRequest, GatewayServer, Message, Scope
+from examples.gateway import ClientWatch, GatewayServer, Message, Scope
 from tests.servers.app import pattern
 from tests.servers.asgi_server import UvicornServer
 from tests.servers.netutil import bind_listener, format_url
-from tests.servers.raw import RawConnection, RawServerFactory
+from tests.servers.raw import RawConnection, RawServerFactory, keep_alive, ok, response
 
 
 @contextmanager
@@ -34,6 +36,9 @@ def serve(gateway: GatewayServer) -> Iterator[str]:
     """Run ``gateway`` under uvicorn with lifespan events; yield its base URL."""
     srv = UvicornServer(app=gateway)
     srv.server.config.lifespan = "on"
+    # The client address is the socket's (uvicorn would take it from a loopback
+    # client's own X-Forwarded-For).
+    srv.server.config.proxy_headers = False
     with srv:
         yield srv.url
     assert gateway._pool is None, "lifespan shutdown closes the pool"
@@ -140,6 +145,8 @@ async def test_request_forwarded_without_hop_by_hop_headers(gateway_url: str, se
     assert [value for name, value in seen["headers"] if name.lower() == "host"] == [upstream_host]
     assert ["x-custom", "kept"] in seen["headers"]
     assert ["x-forwarded-for", "127.0.0.1"] in seen["headers"]
+    assert ["x-forwarded-proto", "http"] in seen["headers"]
+    assert ["x-forwarded-host", gateway_url.removeprefix("http://")] in seen["headers"]
     for name in ("keep-alive", "proxy-connection", "te", "trailer", "x-drop-me"):
         assert name not in names
     # The gateway's own connection to the upstream may say keep-alive, never the client's words.
@@ -347,15 +354,19 @@ async def test_client_leaves_while_the_upstream_thinks(raw_server: RawServerFact
 
 async def test_disconnect_watch_skips_late_body_messages() -> None:
     """Body messages still arriving after the upstream answered (without reading them
-    all) are skipped while waiting for the disconnect."""
-    client = Client(
-        {"type": "http.request", "body": b"", "more_body": False},
-        {"type": "http.request", "body": b"late", "more_body": False},
-    )
-    request = ClientRequest(client.receive)
-    assert await request.body() == b""
+    all) are skipped while listening for the disconnect, which cancels the exchange."""
+    client = Client({"type": "http.request", "body": b"late", "more_body": False})
+
+    async def exchange() -> None:
+        watch = ClientWatch(client.receive)
+        watch.start(0)
+        await asyncio.sleep(10)
+
+    task = asyncio.ensure_future(exchange())
+    await asyncio.sleep(0.01)
     client.leave()
-    await asyncio.wait_for(request.disconnected(), 5)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
     assert client.messages == []
 
 
@@ -384,3 +395,224 @@ def test_module_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("GATEWAY_UPSTREAM", "http://upstream.test:9999")
     module = importlib.reload(gateway_module)
     assert module.app.upstream == httpcore.URL("http://upstream.test:9999")
+
+
+def test_configuration_from_the_environment() -> None:
+    environ = {
+        "GATEWAY_UPSTREAM": "https://up.test/api",
+        "GATEWAY_MAX_CONNECTIONS": "500",
+        "GATEWAY_KEEPALIVE_EXPIRY": "2.5",
+        "GATEWAY_CONNECT_TIMEOUT": "1",
+        "GATEWAY_READ_TIMEOUT": "2",
+        "GATEWAY_WRITE_TIMEOUT": "3",
+        "GATEWAY_POOL_TIMEOUT": "4",
+        "GATEWAY_HTTP2": "1",
+        "GATEWAY_PRESERVE_HOST": "yes",
+    }
+    gateway = GatewayServer.from_environ(environ)
+    assert gateway.upstream == httpcore.URL("https://up.test/api")
+    assert gateway.timeout == httpcore.Timeout(connect=1, read=2, write=3, pool=4)
+    limits = gateway.limits
+    assert (limits.max_connections, limits.max_keepalive_connections, limits.keepalive_expiry) == (
+        500,
+        500,
+        2.5,
+    )
+    assert gateway.http2 and gateway.preserve_host
+    defaults = GatewayServer.from_environ({"GATEWAY_HTTP2": "0"})
+    assert defaults.upstream == httpcore.URL("http://127.0.0.1:8001")
+    assert defaults.timeout == gateway_module.DEFAULT_TIMEOUT
+    assert not defaults.http2 and not defaults.preserve_host
+    assert defaults.limits.max_keepalive_connections == defaults.limits.max_connections == 256
+
+
+# -- production behaviour, end to end ------------------------------------------------
+
+
+def test_pool_keeps_every_connection_alive(server: UvicornServer) -> None:
+    """As many concurrent requests as the gateway has connections: every upstream
+    connection is kept alive afterwards and carries the next wave (none reopened)."""
+    gateway = GatewayServer(server.url, max_connections=24)
+
+    async def wave(http: httpcore.AsyncConnectionPool, url: str) -> set[int]:
+        async def one() -> None:
+            response = await http.request("GET", url + "/slow_headers?delay=0.2")
+            assert response.status_code == 200
+
+        await asyncio.gather(*(one() for _ in range(24)))
+        return {id(connection) for connection in gateway.pool.connections}
+
+    async def main(url: str) -> None:
+        async with httpcore.AsyncConnectionPool(max_connections=24) as http:
+            first = await wave(http, url)
+            second = await wave(http, url)
+        assert len(first) == 24
+        assert second == first, "the second wave reused the kept-alive connections"
+
+    with serve(gateway) as url:
+        asyncio.run(main(url))
+
+
+async def test_forwarded_headers_appended_and_set(gateway_url: str) -> None:
+    headers = [
+        (b"X-Forwarded-For", b"203.0.113.7"),
+        (b"X-Forwarded-For", b"198.51.100.1"),
+        (b"X-Forwarded-Proto", b"https"),  # the client's word is not taken
+        (b"X-Forwarded-Host", b"evil.test"),
+    ]
+    async with httpcore.AsyncConnectionPool() as http:
+        response = await http.request("GET", gateway_url + "/echo_headers", headers=headers)
+    seen = [(name.lower(), value) for name, value in json.loads(response.body)["headers"]]
+    forwarded = [(name, value) for name, value in seen if name.startswith("x-forwarded")]
+    assert forwarded == [
+        ("x-forwarded-for", "203.0.113.7, 198.51.100.1, 127.0.0.1"),
+        ("x-forwarded-proto", "http"),
+        ("x-forwarded-host", gateway_url.removeprefix("http://")),
+    ]
+
+
+async def test_preserve_host(server: UvicornServer) -> None:
+    with serve(GatewayServer(server.url, preserve_host=True)) as url:
+        async with httpcore.AsyncConnectionPool() as http:
+            response = await http.request(
+                "GET", url + "/echo_headers", headers=[(b"Host", b"www.example.test")]
+            )
+    seen = json.loads(response.body)["headers"]
+    assert [value for name, value in seen if name.lower() == "host"] == ["www.example.test"]
+
+
+def test_no_free_connection_is_503(server: UvicornServer) -> None:
+    gateway = GatewayServer(server.url, max_connections=1, timeout=httpcore.Timeout(5.0, pool=0.2))
+
+    async def main(url: str) -> list[int]:
+        async with httpcore.AsyncConnectionPool() as http:
+            slow = asyncio.ensure_future(http.request("GET", url + "/slow_headers?delay=1"))
+            await asyncio.sleep(0.3)
+            queued = await http.request("GET", url + "/")
+            return [(await slow).status_code, queued.status_code]
+
+    with serve(gateway) as url:
+        assert asyncio.run(main(url)) == [200, 503]
+
+
+def test_idempotent_request_retried_once_when_the_connection_was_closed_under_it(
+    raw_server: RawServerFactory,
+) -> None:
+    """The upstream answers one request per connection, then closes it as the next
+    arrives: a GET is sent again on a new connection, a POST is not (502)."""
+
+    def one_then_close(conn: RawConnection) -> None:
+        conn.read_request()
+        conn.send(ok(b"served"))
+        conn.read_head()  # the next request: hang up without a word
+        conn.reset()
+
+    upstream = raw_server(one_then_close)
+    with serve(GatewayServer(upstream.url)) as url, httpcore.ConnectionPool() as http:
+        assert http.request("GET", url + "/a").body == b"served"
+        assert http.request("GET", url + "/b").body == b"served"  # retried on a new connection
+        assert upstream.connections_accepted == 2
+        assert http.request("POST", url + "/c", body=b"x").status_code == 502
+        assert upstream.connections_accepted == 2, "the POST was not sent again"
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_bodyless_status_with_content_length(raw_server: RawServerFactory, status: int) -> None:
+    """A 304 may carry the Content-Length of the representation it stands for: passed
+    on, the ASGI server would wait for that many body bytes and drop the connection."""
+    head = response(status, headers=[(b"content-length", b"1234"), (b"etag", b'"v1"')], content_length=False)
+    upstream = raw_server(keep_alive(head))
+    with serve(GatewayServer(upstream.url)) as url, httpcore.ConnectionPool() as http:
+        first = http.request("GET", url + "/")
+        second = http.request("GET", url + "/")
+    assert (first.status_code, first.body) == (status, b"")
+    assert header(first, b"content-length") == []
+    assert header(first, b"etag") == [b'"v1"']
+    assert first.extensions["network_stream"] is second.extensions["network_stream"], "still kept alive"
+
+
+def test_informational_responses_are_not_passed_on(raw_server: RawServerFactory) -> None:
+    early_hints = b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n"
+    upstream = raw_server(keep_alive(early_hints + ok(b"final")))
+    with serve(GatewayServer(upstream.url)) as url, httpcore.ConnectionPool() as http:
+        result = http.request("GET", url + "/")
+        again = http.request("GET", url + "/")
+    assert (result.status_code, result.body, again.body) == (200, b"final", b"final")
+
+
+def test_head_through_a_raw_upstream_keeps_content_length(raw_server: RawServerFactory) -> None:
+    upstream = raw_server(
+        keep_alive(response(200, headers=[(b"content-length", b"5000")], content_length=False))
+    )
+    with serve(GatewayServer(upstream.url)) as url, httpcore.ConnectionPool() as http:
+        first = http.request("HEAD", url + "/")
+        second = http.request("HEAD", url + "/")
+    assert (first.status_code, first.body, header(first, b"content-length")) == (200, b"", [b"5000"])
+    assert first.extensions["network_stream"] is second.extensions["network_stream"]
+
+
+def test_client_leaving_mid_download_through_uvicorn_frees_the_upstream(raw_server: RawServerFactory) -> None:
+    """uvicorn drops what is sent after the client left, without an error: the gateway
+    notices the disconnect itself and closes the endless upstream response at once."""
+    upstream_saw_close = threading.Event()
+
+    def endless(conn: RawConnection) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(10_000):  # bounded: 10,000 x 0.01 s at most
+                conn.send(b"4000\r\n" + b"z" * 0x4000 + b"\r\n")
+                conn.sleep(0.01)
+        except OSError:
+            upstream_saw_close.set()
+
+    upstream = raw_server(endless)
+    gateway = GatewayServer(upstream.url)
+    with serve(gateway) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"GET /endless HTTP/1.1\r\nHost: gw\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        assert upstream_saw_close.wait(5), "the upstream connection was closed"
+        for _ in range(100):  # the pool lets go of it (bounded wait)
+            if not gateway.pool.connections:
+                break
+            time.sleep(0.02)
+        assert gateway.pool.connections == []
+
+
+def test_client_leaving_mid_upload_through_uvicorn_frees_the_upstream(raw_server: RawServerFactory) -> None:
+    upstream_saw_close = threading.Event()
+
+    def sink(conn: RawConnection) -> None:
+        conn.read_head()
+        while conn.recv(timeout=5):
+            pass
+        upstream_saw_close.set()
+
+    upstream = raw_server(sink)
+    with serve(GatewayServer(upstream.url)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(b"POST /up HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000000\r\n\r\n")
+            sock.sendall(b"u" * 300_000)
+            time.sleep(0.2)
+        assert upstream_saw_close.wait(5), "the half-sent upstream request was abandoned"
+
+
+async def test_http2_upstream_multiplexes_client_requests(h2c_server: Any) -> None:
+    gateway = GatewayServer(h2c_server.url, http2=True)
+    assert GatewayServer.from_environ({"GATEWAY_HTTP2": "1"}).http2
+    with serve(gateway) as url:
+        async with httpcore.AsyncConnectionPool(max_connections=20) as http:
+            responses = await asyncio.gather(
+                *(
+                    http.request("GET", url + "/echo_headers", headers=[(b"x-n", b"%d" % i)])
+                    for i in range(20)
+                )
+            )
+            assert len(gateway.pool.connections) == 1, "one upstream connection carried them all"
+    for i, result in enumerate(responses):
+        seen = json.loads(result.body)
+        assert seen["http_version"] == "2"
+        assert ["x-n", str(i)] in seen["headers"]
