@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpcore
 from tests.servers.asgi_server import UvicornServer
+from tests.servers.raw import RawConnection, RawServerFactory
 
 
 def test_threads_share_one_pool(server: UvicornServer) -> None:
@@ -69,3 +71,40 @@ def test_one_shot_request(server: UvicornServer) -> None:
     r = httpcore.request("GET", server.url + "/")
     assert r.status_code == 200
     assert r.body == b"Hello, world!"
+
+
+def test_close_ends_requests_in_flight_in_other_threads(raw_server: RawServerFactory) -> None:
+    """close() while another thread waits for a response on a kept-alive connection: that
+    request ends at once with PoolClosed, and no connection opens in the closed pool."""
+
+    def first_only(conn: RawConnection) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        conn.read_request()
+        conn.sleep(10)  # never answers the second
+
+    srv = raw_server(first_only)
+    pool = httpcore.ConnectionPool(timeout=5.0)
+    assert pool.request("GET", srv.url + "/").body == b"ok"
+    outcome: list[BaseException | int] = []
+
+    def in_flight() -> None:
+        try:
+            outcome.append(pool.request("GET", srv.url + "/").status_code)
+        except httpcore.HTTPCoreError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=in_flight)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while len(srv.requests) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    start = time.monotonic()
+    pool.close()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert time.monotonic() - start < 1.0
+    [error] = outcome
+    assert isinstance(error, httpcore.PoolClosed)
+    assert pool.connections == []
+    assert srv.connections_accepted == 1
