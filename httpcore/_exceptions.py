@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "ConnectError",
     "ConnectTimeout",
+    "ConnectionNotAvailable",
     "HTTPCoreError",
     "LocalProtocolError",
     "NetworkError",

@@ -15,7 +15,7 @@ import typing
 from collections.abc import AsyncIterable, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from ._exceptions import LocalProtocolError, UnsupportedProtocol
+from ._exceptions import ConnectError, LocalProtocolError, UnsupportedProtocol
 
 __all__ = [
     "URL",
@@ -155,19 +155,22 @@ class URL:
         self.target = _to_bytes(target, "URL target") or b"/"
         if _FORBIDDEN_IN_TARGET(self.target) or _FORBIDDEN_IN_TARGET(self.host):
             raise LocalProtocolError("URL contains whitespace or control characters")
-        if port is not None and not 0 < port < 65536:
-            raise LocalProtocolError(f"URL port {port} is out of range")
 
     @property
     def origin(self) -> Origin:
-        """The connection key for this URL; raises UnsupportedProtocol for other schemes."""
+        """The connection key for this URL; raises UnsupportedProtocol for other schemes.
+
+        A port outside 1-65535 is refused here, at request time, as ConnectError (what
+        httpx expects of its core for it), never wrapped round into another port."""
         port = self.port
+        if port is not None and not 0 < port < 65536:
+            raise ConnectError(f"Cannot connect to port {port}: TCP ports are 1 to 65535")
         if port is None:
             try:
                 port = DEFAULT_PORTS[self.scheme]
             except KeyError:
                 raise UnsupportedProtocol(
-                    f"Request URL has an unsupported protocol {self.scheme.decode('ascii', 'replace')!r}."
+                    f"Request URL has an unsupported protocol '{self.scheme.decode('ascii', 'replace')}://'."
                 ) from None
         if not self.host:
             raise LocalProtocolError("Request URL has no host")

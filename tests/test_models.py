@@ -82,8 +82,10 @@ def test_unknown_scheme_is_unsupported_at_request_time() -> None:
 def test_url_parts_validation() -> None:
     with pytest.raises(httpcore.LocalProtocolError):
         httpcore.URL(scheme="http", host="h", target="/a\r\nb")
-    with pytest.raises(httpcore.LocalProtocolError):
-        httpcore.URL(scheme="http", host="h", port=0)
+    for port in (0, 123456):  # kept, but refused as a connect failure when used
+        url = httpcore.URL(scheme="http", host="h", port=port)
+        with pytest.raises(httpcore.ConnectError, match="ports are 1 to 65535"):
+            url.origin
     with pytest.raises(httpcore.LocalProtocolError):
         httpcore.URL(scheme="http", host="h\u00fc")
     with pytest.raises(httpcore.LocalProtocolError):
