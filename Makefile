@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 VENV_STAMP = .venv/.installed
 
-.PHONY: venv demo test lint format typecheck unasync unasync-check tests coverage clean
+.PHONY: venv demo test lint format typecheck unasync unasync-check tests coverage clean httpx-suite
 
 venv: $(VENV_STAMP)
 
@@ -39,7 +39,11 @@ tests: venv
 
 test: lint typecheck unasync-check tests
 
+# httpx 0.28.1's own test suite with this package as its httpcore (own venv: .httpx-suite/).
+httpx-suite: venv
+	$(PYTHON) scripts/run_httpx_suite.py
+
 clean:
-	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .coverage htmlcov build *.egg-info
+	rm -rf .venv .httpx-suite .mypy_cache .ruff_cache .pytest_cache .coverage htmlcov build *.egg-info
 
 -include bench/Makefile.inc

@@ -50,16 +50,17 @@ if typing.TYPE_CHECKING:
 __version__ = "1.1.0"
 
 
-def __getattr__(name: str) -> typing.Any:
-    if name in ("HTTPCoreError", "PoolClosed"):
-        from . import _exceptions
+if not typing.TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
 
-        return getattr(_exceptions, name)
-    raise AttributeError(f"module 'httpcore' has no attribute {name!r}")
+    def __getattr__(name: str) -> typing.Any:
+        if name in ("HTTPCoreError", "PoolClosed"):
+            from . import _exceptions
 
+            return getattr(_exceptions, name)
+        raise AttributeError(f"module 'httpcore' has no attribute {name!r}")
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | {"HTTPCoreError", "PoolClosed"})
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | {"HTTPCoreError", "PoolClosed"})
 
 
 __all__ = [

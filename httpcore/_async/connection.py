@@ -19,13 +19,11 @@ from collections.abc import Callable, Iterable
 
 from .._backends.asyncio_backend import AsyncioBackend
 from .._backends.base import AsyncNetworkBackend, AsyncNetworkStream, SocketOption
-from .. import _trace
 from .._config import default_ssl_context
 from .._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout, UnsupportedProtocol
 from .._models import Origin, Request, Response
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
-from .tracing import traced
 
 __all__ = ["AsyncHTTPConnection"]
 
@@ -117,10 +115,9 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         host = origin.host.decode("ascii")
         delay = 0.0
         retries = self._retries
-        step = _trace.CONNECT_TCP if self._uds is None else _trace.CONNECT_UNIX_SOCKET
         while True:
             if trace is not None:
-                await trace(step + _trace.STARTED, self._connect_info(host, timeout))
+                await trace("connection.connect_tcp.started", {"host": host, "port": origin.port})
             try:
                 if self._uds is not None:
                     stream = await self._backend.connect_unix_socket(self._uds, timeout, self._socket_options)
@@ -129,22 +126,17 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                         host, origin.port, timeout, self._local_address, self._socket_options
                     )
                 break
-            except BaseException as exc:
-                if trace is not None:
-                    await trace(step + _trace.FAILED, {"exception": exc})
-                if retries <= 0 or not isinstance(exc, (ConnectError, ConnectTimeout)):
+            except (ConnectError, ConnectTimeout):
+                if retries <= 0:
                     raise
                 retries -= 1
-                if trace is None:
-                    await self._backend.sleep(delay)
-                else:
-                    await traced(trace, _trace.RETRY, {"delay": delay}, self._backend.sleep, delay)
+                await self._backend.sleep(delay)
                 delay = RETRY_BACKOFF if not delay else delay * 2
         try:
             # From here on the socket is ours alone: whatever fails, or cancels us in a
             # trace callback, must close it.
             if trace is not None:
-                await trace(step + _trace.COMPLETE, {"return_value": stream})
+                await trace("connection.connect_tcp.complete", {"return_value": stream})
             http2 = self._http2 and not self._http1
             if origin.scheme == b"https":
                 stream = await self._start_tls(stream, extensions.get("sni_hostname") or host, timeout, trace)
@@ -170,29 +162,12 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         context = self._ssl_context
         if context is None:
             context = default_ssl_context(alpn_protocols(self._http1, self._http2))
-        if trace is None:
-            return await stream.start_tls(context, server_hostname, timeout)
-        info = {"ssl_context": context, "server_hostname": server_hostname, "timeout": timeout}
-        await trace(_trace.START_TLS + _trace.STARTED, info)
-        try:
-            stream = await stream.start_tls(context, server_hostname, timeout)
-        except BaseException as exc:
-            await trace(_trace.START_TLS + _trace.FAILED, {"exception": exc})
-            raise
-        await trace(_trace.START_TLS + _trace.COMPLETE, {"return_value": stream})
+        if trace is not None:
+            await trace("connection.start_tls.started", {"server_hostname": server_hostname})
+        stream = await stream.start_tls(context, server_hostname, timeout)
+        if trace is not None:
+            await trace("connection.start_tls.complete", {"return_value": stream})
         return stream
-
-    def _connect_info(self, host: str, timeout: float | None) -> dict[str, typing.Any]:
-        """What a traced connect reports as its arguments (httpcore 1.x's keys)."""
-        if self._uds is not None:
-            return {"path": self._uds, "timeout": timeout, "socket_options": self._socket_options}
-        return {
-            "host": host,
-            "port": self.origin.port,
-            "local_address": self._local_address,
-            "timeout": timeout,
-            "socket_options": self._socket_options,
-        }
 
     def capacity(self) -> int:
         connection = self._connection
