@@ -14,6 +14,7 @@ the connection more requests.
 from __future__ import annotations
 
 import ssl
+import time
 import typing
 from collections.abc import Callable, Iterable
 
@@ -118,6 +119,8 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         while True:
             if trace is not None:
                 await trace("connection.connect_tcp.started", {"host": host, "port": origin.port})
+            # One deadline for the whole connect: TCP, then TLS with what is left.
+            deadline = None if timeout is None else time.monotonic() + timeout
             try:
                 if self._uds is not None:
                     stream = await self._backend.connect_unix_socket(self._uds, timeout, self._socket_options)
@@ -139,7 +142,10 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                 await trace("connection.connect_tcp.complete", {"return_value": stream})
             http2 = self._http2 and not self._http1
             if origin.scheme == b"https":
-                stream = await self._start_tls(stream, extensions.get("sni_hostname") or host, timeout, trace)
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise ConnectTimeout(f"Timed out connecting to {host}:{origin.port}")
+                stream = await self._start_tls(stream, extensions.get("sni_hostname") or host, left, trace)
                 ssl_object = stream.get_extra_info("ssl_object")
                 if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
                     http2 = True
