@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 VENV_STAMP = .venv/.installed
 
-.PHONY: venv demo test lint format typecheck unasync unasync-check tests coverage clean httpx-suite
+.PHONY: venv demo test lint format typecheck unasync unasync-check tests test-deps coverage clean httpx-suite
 
 venv: $(VENV_STAMP)
 
@@ -35,7 +35,11 @@ unasync-check: venv
 	$(PYTHON) scripts/unasync.py --check
 
 tests: venv
+	$(PYTHON) scripts/test_deps.py  # Debian programs the tests run (tinyproxy, ...)
 	$(PYTHON) -m pytest --cov --cov-report=term -q
+
+test-deps: venv
+	$(PYTHON) scripts/test_deps.py
 
 test: lint typecheck unasync-check tests
 

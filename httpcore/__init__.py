@@ -17,6 +17,7 @@ from ._async.connection import AsyncHTTPConnection
 from ._async.connection_pool import AsyncConnectionPool
 from ._async.http11 import AsyncHTTP11Connection
 from ._async.interfaces import AsyncConnectionInterface
+from ._async.proxy_pool import AsyncHTTPProxy
 from ._backends.asyncio_backend import AsyncioBackend
 from ._backends.base import AsyncNetworkBackend, AsyncNetworkStream, NetworkBackend, NetworkStream
 from ._backends.sync_backend import SyncBackend
@@ -39,10 +40,12 @@ from ._exceptions import (
     WriteTimeout,
 )
 from ._models import URL, Origin, Request, Response
+from ._proxy import Proxy
 from ._sync.connection import HTTPConnection
 from ._sync.connection_pool import ConnectionPool
 from ._sync.http11 import HTTP11Connection
 from ._sync.interfaces import ConnectionInterface
+from ._sync.proxy_pool import HTTPProxy
 
 if typing.TYPE_CHECKING:
     from ._exceptions import HTTPCoreError, PoolClosed
@@ -69,6 +72,7 @@ __all__ = [
     "AsyncConnectionPool",
     "AsyncHTTP11Connection",
     "AsyncHTTPConnection",
+    "AsyncHTTPProxy",
     "AsyncNetworkBackend",
     "AsyncNetworkStream",
     "AsyncioBackend",
@@ -80,6 +84,7 @@ __all__ = [
     "HTTP11Connection",
     "HTTPConnection",
     "HTTPCoreError",
+    "HTTPProxy",
     "Limits",
     "LocalProtocolError",
     "NetworkBackend",
@@ -89,6 +94,7 @@ __all__ = [
     "PoolClosed",
     "PoolTimeout",
     "ProtocolError",
+    "Proxy",
     "ProxyError",
     "ReadError",
     "ReadTimeout",

@@ -23,6 +23,7 @@ from tests.servers import tls
 from tests.servers.asgi_server import HypercornServer, UvicornServer
 from tests.servers.netutil import has_ipv6_loopback
 from tests.servers.raw import Handler, RawServer, RawServerFactory
+from tests.servers.tinyproxy import TinyProxy
 
 
 @pytest.fixture(scope="session")
@@ -107,3 +108,20 @@ def raw_server() -> Iterator[RawServerFactory]:
     yield factory
     for srv in reversed(servers):
         srv.stop()
+
+
+PROXY_AUTH = ("proxyuser", "s3cr3t-pw")
+
+
+@pytest.fixture(scope="session")
+def tinyproxy() -> Iterator[TinyProxy]:
+    """tinyproxy on 127.0.0.1, no authentication."""
+    with TinyProxy() as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def tinyproxy_auth() -> Iterator[TinyProxy]:
+    """tinyproxy on 127.0.0.1 asking for Basic auth ``PROXY_AUTH``."""
+    with TinyProxy(auth=PROXY_AUTH) as proxy:
+        yield proxy

@@ -9,7 +9,9 @@ HTTP/2 with prior knowledge, also over plain TCP). From then on every call is de
 to the protocol connection. ``h2`` is an optional dependency, imported only when HTTP/2
 is asked for, so HTTP/1.1 works without it. The owner may pass ``on_connected``: it is
 called once the protocol is known (or connecting failed), which is when a pool can hand
-the connection more requests.
+the connection more requests. The connect timeout is a deadline for the whole connect
+(TCP, then any proxy handshake, then TLS). Proxy connections are subclasses that aim the
+TCP connection at the proxy (``_remote``) and do their handshake in ``_establish``.
 """
 
 from __future__ import annotations
@@ -27,9 +29,20 @@ from .._models import Origin, Request, Response
 from .http11 import HTTP11Connection
 from .interfaces import ConnectionInterface
 
-__all__ = ["HTTPConnection"]
+__all__ = ["HTTPConnection", "time_left"]
 
 RETRY_BACKOFF = 0.5
+
+
+def time_left(deadline: float | None) -> float | None:
+    """Seconds until ``deadline`` (a ``time.monotonic()`` value; None for no deadline):
+    each step of a connect gets what is left of the connect timeout, never more."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ConnectTimeout("Timed out connecting: the connect timeout ran out")
+    return left
 
 
 def alpn_protocols(http1: bool, http2: bool) -> tuple[str, ...]:
@@ -73,6 +86,8 @@ class HTTPConnection(ConnectionInterface):
         if http2:
             require_h2()
         self.origin = origin
+        # Where the TCP connection goes: the origin here, the proxy in subclasses.
+        self._remote = (origin.host.decode("ascii"), origin.port)
         self._ssl_context = ssl_context
         self._keepalive_expiry = keepalive_expiry
         self._http1 = http1
@@ -111,42 +126,17 @@ class HTTPConnection(ConnectionInterface):
     def _connect(self, request: Request) -> ConnectionInterface:
         extensions = request.extensions
         timeouts = extensions.get("timeout") or {}
-        timeout = timeouts.get("connect")
         trace = extensions.get("trace")
+        stream, deadline = self._open_stream(timeouts.get("connect"), trace)
         origin = self.origin
-        host = origin.host.decode("ascii")
-        delay = 0.0
-        retries = self._retries
-        while True:
-            if trace is not None:
-                trace("connection.connect_tcp.started", {"host": host, "port": origin.port})
-            # One deadline for the whole connect: TCP, then TLS with what is left.
-            deadline = None if timeout is None else time.monotonic() + timeout
-            try:
-                if self._uds is not None:
-                    stream = self._backend.connect_unix_socket(self._uds, timeout, self._socket_options)
-                else:
-                    stream = self._backend.connect_tcp(
-                        host, origin.port, timeout, self._local_address, self._socket_options
-                    )
-                break
-            except (ConnectError, ConnectTimeout):
-                if retries <= 0:
-                    raise
-                retries -= 1
-                self._backend.sleep(delay)
-                delay = RETRY_BACKOFF if not delay else delay * 2
         try:
             # From here on the socket is ours alone: whatever fails, or cancels us in a
             # trace callback, must close it.
-            if trace is not None:
-                trace("connection.connect_tcp.complete", {"return_value": stream})
+            stream = self._establish(stream, request, deadline)
             http2 = self._http2 and not self._http1
             if origin.scheme == b"https":
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise ConnectTimeout(f"Timed out connecting to {host}:{origin.port}")
-                stream = self._start_tls(stream, extensions.get("sni_hostname") or host, left, trace)
+                server_hostname = extensions.get("sni_hostname") or origin.host.decode("ascii")
+                stream = self._start_tls(stream, server_hostname, time_left(deadline), trace)
                 ssl_object = stream.get_extra_info("ssl_object")
                 if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
                     http2 = True
@@ -162,6 +152,48 @@ class HTTPConnection(ConnectionInterface):
         except BaseException:
             stream.close()
             raise
+
+    def _open_stream(
+        self, timeout: float | None, trace: typing.Any
+    ) -> tuple[NetworkStream, float | None]:
+        """TCP (or the Unix socket) to ``self._remote``, retried on connect failures; also
+        the deadline of the whole connect, which starts with the attempt that succeeded."""
+        host, port = self._remote
+        delay = 0.0
+        retries = self._retries
+        while True:
+            if trace is not None:
+                trace("connection.connect_tcp.started", {"host": host, "port": port})
+            deadline = None if timeout is None else time.monotonic() + timeout
+            try:
+                if self._uds is not None:
+                    stream = self._backend.connect_unix_socket(self._uds, timeout, self._socket_options)
+                else:
+                    stream = self._backend.connect_tcp(
+                        host, port, timeout, self._local_address, self._socket_options
+                    )
+                break
+            except (ConnectError, ConnectTimeout):
+                if retries <= 0:
+                    raise
+                retries -= 1
+                self._backend.sleep(delay)
+                delay = RETRY_BACKOFF if not delay else delay * 2
+        if trace is not None:
+            try:
+                trace("connection.connect_tcp.complete", {"return_value": stream})
+            except BaseException:
+                stream.close()
+                raise
+        return stream, deadline
+
+    def _establish(
+        self, stream: NetworkStream, request: Request, deadline: float | None
+    ) -> NetworkStream:
+        """What a route does on the open stream before TLS to the origin (a proxy's
+        handshake, by subclasses); a direct connection has nothing to do. If it raises,
+        the caller closes the stream."""
+        return stream
 
     def _start_tls(
         self, stream: NetworkStream, server_hostname: str, timeout: float | None, trace: typing.Any

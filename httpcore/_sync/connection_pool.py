@@ -51,8 +51,10 @@ from .._exceptions import (
     UnsupportedProtocol,
 )
 from .._models import URL, HeaderTypes, Origin, Request, RequestContent, Response
+from .._proxy import Proxy
 from .._synchronization import SyncStateLock, SyncWaiter, SyncWaiterTimeouts
-from .connection import HTTPConnection, alpn_protocols, require_h2
+from . import routes
+from .connection import alpn_protocols, require_h2
 from .interfaces import ConnectionInterface
 
 __all__ = ["ConnectionPool"]
@@ -76,7 +78,7 @@ class ConnectionPool:
         http1: bool = True,
         http2: bool = False,
         retries: int = 0,
-        proxy: typing.Any = None,
+        proxy: Proxy | URL | bytes | str | None = None,
         local_address: str | None = None,
         uds: str | None = None,
         socket_options: Iterable[SocketOption] | None = None,
@@ -87,8 +89,6 @@ class ConnectionPool:
         network_backend: NetworkBackend | None = None,
         connection_factory: ConnectionFactory | None = None,
     ) -> None:
-        if proxy is not None:
-            raise UnsupportedProtocol("Proxies are not supported yet")
         if not (http1 or http2):
             raise UnsupportedProtocol("At least one of http1 and http2 must be enabled")
         if http2:
@@ -116,7 +116,25 @@ class ConnectionPool:
         self._uds = uds
         self._socket_options = socket_options
         self._network_backend = network_backend
-        self._factory: ConnectionFactory = connection_factory or self._create_connection
+        self._proxy = proxy
+        # The connection layer decides how origins are reached (directly or through the
+        # proxy): ``_key`` files a request's URL under a pool key, ``_factory`` makes a
+        # connection for a key.
+        self._key, self._factory = routes.connection_factory(
+            proxy,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._limits.keepalive_expiry,
+            http1=http1,
+            http2=http2,
+            retries=retries,
+            local_address=local_address,
+            uds=uds,
+            socket_options=socket_options,
+            network_backend=network_backend,
+            on_connected=self._connection_ready,
+        )
+        if connection_factory is not None:
+            self._factory = connection_factory
 
         self._lock = SyncStateLock()
         self._waiter_timeouts = SyncWaiterTimeouts()
@@ -131,21 +149,6 @@ class ConnectionPool:
         # must not take a lock (the garbage collector may run while this thread holds it).
         self._orphans: collections.deque[tuple[ConnectionInterface, typing.Any]] = collections.deque()
         self._closed = False
-
-    def _create_connection(self, origin: Origin) -> ConnectionInterface:
-        return HTTPConnection(
-            origin,
-            ssl_context=self._ssl_context,
-            keepalive_expiry=self._limits.keepalive_expiry,
-            http1=self._http1,
-            http2=self._http2,
-            retries=self._retries,
-            local_address=self._local_address,
-            uds=self._uds,
-            socket_options=self._socket_options,
-            network_backend=self._network_backend,
-            on_connected=self._connection_ready,
-        )
 
     @property
     def connections(self) -> list[ConnectionInterface]:
@@ -239,7 +242,7 @@ class ConnectionPool:
     # -- one request -----------------------------------------------------------------
 
     def _send(self, request: Request) -> tuple[Response, ConnectionInterface]:
-        origin = request.url.origin
+        origin = self._key(request.url)
         extensions = request.extensions
         timeouts = extensions.get("timeout")
         if timeouts is None:

@@ -309,7 +309,7 @@ async def test_options_validated() -> None:
     with pytest.raises(httpcore.UnsupportedProtocol):
         httpcore.AsyncConnectionPool(http1=False, http2=False)
     with pytest.raises(httpcore.UnsupportedProtocol):
-        httpcore.AsyncConnectionPool(proxy="http://127.0.0.1:3128")
+        httpcore.AsyncConnectionPool(proxy="ftp://127.0.0.1:3128")
     with pytest.raises(httpcore.UnsupportedProtocol):
         httpcore.AsyncHTTPConnection(httpcore.Origin(b"http", b"h", 80), http1=False, http2=False)
 

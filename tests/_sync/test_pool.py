@@ -310,7 +310,7 @@ def test_options_validated() -> None:
     with pytest.raises(httpcore.UnsupportedProtocol):
         httpcore.ConnectionPool(http1=False, http2=False)
     with pytest.raises(httpcore.UnsupportedProtocol):
-        httpcore.ConnectionPool(proxy="http://127.0.0.1:3128")
+        httpcore.ConnectionPool(proxy="ftp://127.0.0.1:3128")
     with pytest.raises(httpcore.UnsupportedProtocol):
         httpcore.HTTPConnection(httpcore.Origin(b"http", b"h", 80), http1=False, http2=False)
 
