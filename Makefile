@@ -35,7 +35,7 @@ unasync-check: venv
 	$(PYTHON) scripts/unasync.py --check
 
 tests: venv
-	$(PYTHON) scripts/test_deps.py  # Debian programs the tests run (tinyproxy, ...)
+	$(PYTHON) scripts/test_deps.py  # Debian programs the tests run (tinyproxy, microsocks)
 	$(PYTHON) -m pytest --cov --cov-report=term -q
 
 test-deps: venv

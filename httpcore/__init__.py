@@ -17,7 +17,7 @@ from ._async.connection import AsyncHTTPConnection
 from ._async.connection_pool import AsyncConnectionPool
 from ._async.http11 import AsyncHTTP11Connection
 from ._async.interfaces import AsyncConnectionInterface
-from ._async.proxy_pool import AsyncHTTPProxy
+from ._async.proxy_pool import AsyncHTTPProxy, AsyncSOCKSProxy
 from ._backends.asyncio_backend import AsyncioBackend
 from ._backends.base import AsyncNetworkBackend, AsyncNetworkStream, NetworkBackend, NetworkStream
 from ._backends.sync_backend import SyncBackend
@@ -45,7 +45,7 @@ from ._sync.connection import HTTPConnection
 from ._sync.connection_pool import ConnectionPool
 from ._sync.http11 import HTTP11Connection
 from ._sync.interfaces import ConnectionInterface
-from ._sync.proxy_pool import HTTPProxy
+from ._sync.proxy_pool import HTTPProxy, SOCKSProxy
 
 if typing.TYPE_CHECKING:
     from ._exceptions import HTTPCoreError, PoolClosed
@@ -73,6 +73,7 @@ __all__ = [
     "AsyncHTTP11Connection",
     "AsyncHTTPConnection",
     "AsyncHTTPProxy",
+    "AsyncSOCKSProxy",
     "AsyncNetworkBackend",
     "AsyncNetworkStream",
     "AsyncioBackend",
@@ -101,6 +102,7 @@ __all__ = [
     "RemoteProtocolError",
     "Request",
     "Response",
+    "SOCKSProxy",
     "SyncBackend",
     "Timeout",
     "TimeoutException",

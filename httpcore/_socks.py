@@ -129,6 +129,14 @@ class _State(enum.Enum):
     DONE = "done"
 
 
+# What a proxy that closes the connection at each step most likely meant.
+_CLOSED_WHILE = {
+    _State.METHOD: "before choosing an authentication method",
+    _State.AUTH: "after receiving the user name and password (most likely it rejected them)",
+    _State.REPLY: "before answering the CONNECT request",
+}
+
+
 class SOCKS5Handshake:
     """One SOCKS5 CONNECT to ``host``:``port``, optionally with RFC 1929 credentials."""
 
@@ -152,6 +160,13 @@ class SOCKS5Handshake:
     def done(self) -> bool:
         """The proxy granted the CONNECT: the stream now leads to the target."""
         return self._state is _State.DONE
+
+    def closed_error(self) -> ProxyError:
+        """The error for a proxy that closed the connection now, saying when it did."""
+        message = f"The SOCKS proxy closed the connection {_CLOSED_WHILE.get(self._state, 'unexpectedly')}"
+        if self._state is _State.METHOD and self._auth is None:
+            message += "; it may need a user name and password"
+        return ProxyError(message)
 
     def start(self) -> bytes:
         """The greeting: the authentication methods we offer."""

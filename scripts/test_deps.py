@@ -21,6 +21,7 @@ import sys
 # binary name -> Debian package
 PROGRAMS: dict[str, str] = {
     "tinyproxy": "tinyproxy",  # HTTP proxy: forwarding, CONNECT, Basic auth
+    "microsocks": "microsocks",  # SOCKS5 proxy, with and without RFC 1929 auth
 }
 
 SEARCH_PATH = os.pathsep.join(

@@ -46,6 +46,7 @@ REPLACEMENTS = {
     "AsyncHTTPProxy": "HTTPProxy",
     "AsyncProxyConnection": "ProxyConnection",
     "AsyncSOCKSConnection": "SOCKSConnection",
+    "AsyncSOCKSProxy": "SOCKSProxy",
     "AsyncTunnelHTTPConnection": "TunnelHTTPConnection",
     "AsyncNetworkBackend": "NetworkBackend",
     "AsyncNetworkStream": "NetworkStream",

@@ -23,6 +23,7 @@ from tests.servers import tls
 from tests.servers.asgi_server import HypercornServer, UvicornServer
 from tests.servers.netutil import has_ipv6_loopback
 from tests.servers.raw import Handler, RawServer, RawServerFactory
+from tests.servers.socks import MicrosocksServer, PproxyServer
 from tests.servers.tinyproxy import TinyProxy
 
 
@@ -124,4 +125,35 @@ def tinyproxy() -> Iterator[TinyProxy]:
 def tinyproxy_auth() -> Iterator[TinyProxy]:
     """tinyproxy on 127.0.0.1 asking for Basic auth ``PROXY_AUTH``."""
     with TinyProxy(auth=PROXY_AUTH) as proxy:
+        yield proxy
+
+
+SOCKS_AUTH = ("socksuser", "s0cks-pa55")
+
+
+@pytest.fixture(scope="session")
+def microsocks() -> Iterator[MicrosocksServer]:
+    """microsocks (SOCKS5) on 127.0.0.1, no authentication."""
+    with MicrosocksServer() as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def microsocks_auth() -> Iterator[MicrosocksServer]:
+    """microsocks on 127.0.0.1 asking for the RFC 1929 user name and password ``SOCKS_AUTH``."""
+    with MicrosocksServer(auth=SOCKS_AUTH) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def pproxy_socks() -> Iterator[PproxyServer]:
+    """pproxy serving SOCKS5 on 127.0.0.1, no authentication."""
+    with PproxyServer() as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def pproxy_socks_auth() -> Iterator[PproxyServer]:
+    """pproxy serving SOCKS5 on 127.0.0.1 with ``SOCKS_AUTH`` (it then trusts our address)."""
+    with PproxyServer(auth=SOCKS_AUTH) as proxy:
         yield proxy

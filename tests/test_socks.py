@@ -245,3 +245,21 @@ def test_credentials_limits() -> None:
         SOCKS5Handshake("example.com", 80, auth=("u", "\u00e9" * 128))
     with pytest.raises(TypeError, match="password must be str or bytes, not int"):
         encode_credentials("u", 1)  # type: ignore[arg-type]
+
+
+def test_closed_error_says_when() -> None:
+    handshake = SOCKS5Handshake("example.com", 80)
+    assert str(handshake.closed_error()) == "The SOCKS proxy closed the connection unexpectedly"
+    handshake.start()
+    assert str(handshake.closed_error()).endswith(
+        "before choosing an authentication method; it may need a user name and password"
+    )
+    handshake.receive(b"\x05\x00")
+    assert str(handshake.closed_error()).endswith("before answering the CONNECT request")
+    with_auth = SOCKS5Handshake("example.com", 80, auth=("u", "secret"))
+    with_auth.start()
+    assert str(with_auth.closed_error()).endswith("before choosing an authentication method")
+    with_auth.receive(b"\x05\x02")
+    message = str(with_auth.closed_error())
+    assert message.endswith("(most likely it rejected them)")
+    assert "secret" not in message

@@ -17,9 +17,10 @@ from .._backends.base import NetworkBackend, SocketOption
 from .._exceptions import UnsupportedProtocol
 from .._models import URL, HeaderTypes
 from .._proxy import Proxy
+from .._socks import encode_credentials
 from .connection_pool import ConnectionPool
 
-__all__ = ["HTTPProxy"]
+__all__ = ["HTTPProxy", "SOCKSProxy"]
 
 
 class HTTPProxy(ConnectionPool):
@@ -58,6 +59,45 @@ class HTTPProxy(ConnectionPool):
             local_address=local_address,
             uds=uds,
             socket_options=socket_options,
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry,
+            network_backend=network_backend,
+            **options,
+        )
+
+
+class SOCKSProxy(ConnectionPool):
+    """A pool whose every request goes through one SOCKS5 proxy (``socks5://``: we
+    resolve names; ``socks5h://``: the proxy does)."""
+
+    def __init__(
+        self,
+        proxy_url: URL | bytes | str,
+        proxy_auth: tuple[bytes | str, bytes | str] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int | None = 10,
+        max_keepalive_connections: int | None = None,
+        keepalive_expiry: float | None = None,
+        http1: bool = True,
+        http2: bool = False,
+        retries: int = 0,
+        network_backend: NetworkBackend | None = None,
+        **options: typing.Any,
+    ) -> None:
+        proxy = Proxy(proxy_url, auth=proxy_auth)
+        if proxy.scheme not in (b"socks5", b"socks5h"):
+            raise UnsupportedProtocol(
+                "SOCKSProxy takes a socks5:// or socks5h:// proxy URL (HTTPProxy is for http and https)"
+            )
+        if proxy.auth is not None:
+            encode_credentials(*proxy.auth)  # too long for RFC 1929: say so now, not per request
+        super().__init__(
+            ssl_context=ssl_context,
+            http1=http1,
+            http2=http2,
+            retries=retries,
+            proxy=proxy,
             max_connections=max_connections,
             max_keepalive_connections=max_keepalive_connections,
             keepalive_expiry=keepalive_expiry,

@@ -14,7 +14,6 @@ The pool stays free of proxy knowledge: it only calls ``key`` and ``create``.
 
 from __future__ import annotations
 
-import importlib
 import operator
 import typing
 from collections.abc import Callable
@@ -34,15 +33,9 @@ ConnectionClass = Callable[..., ConnectionInterface]
 
 
 def _socks_connection() -> ConnectionClass:
-    name = f"{__package__}.socks_proxy"
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        raise UnsupportedProtocol("SOCKS proxies are not available yet") from None
-    cls: ConnectionClass = module.SOCKSConnection
-    return cls
+    from .socks_proxy import SOCKSConnection  # imported only when a SOCKS proxy is used
+
+    return SOCKSConnection
 
 
 def _forward() -> ConnectionClass:
