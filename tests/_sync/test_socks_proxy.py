@@ -6,6 +6,7 @@ every step; plain, TLS and HTTP/2 origins."""
 from __future__ import annotations
 
 import json
+import pathlib
 import socket
 import ssl
 import time
@@ -19,7 +20,14 @@ from tests.conftest import SOCKS_AUTH
 from tests.servers.asgi_server import HypercornServer, UvicornServer
 from tests.servers.netutil import bind_listener
 from tests.servers.raw import RawConnection, RawServerFactory
-from tests.servers.socks import STALL_STEPS, MicrosocksServer, PproxyServer, SOCKSRequest, SOCKSScript
+from tests.servers.socks import (
+    STALL_STEPS,
+    MicrosocksServer,
+    PproxyServer,
+    SOCKSRequest,
+    SOCKSScript,
+    UnixForwarder,
+)
 
 CONNECT_TIMEOUT = 0.5
 # Reads may wait long: only the connect deadline may end a stalled handshake.
@@ -449,3 +457,35 @@ def test_trace_events_and_repr(raw_server: RawServerFactory, server: UvicornServ
     assert recorder.events[2][1] == {"host": "127.0.0.1", "port": server.port, "remote_dns": True}
     assert "hunter2" not in repr(recorder.events)
     assert json.dumps([name for name, _ in recorder.events])
+
+
+def test_proxy_reached_over_a_unix_socket(
+    raw_server: RawServerFactory, server: UvicornServer, tmp_path: pathlib.Path
+) -> None:
+    script = SOCKSScript()
+    srv = raw_server(script)
+    with UnixForwarder(str(tmp_path / "socks.sock"), srv.port) as forwarder:
+        # The proxy URL's address is not dialled: uds= says where the proxy is.
+        with httpcore.ConnectionPool(proxy=socks_url(closed_port()), uds=forwarder.path) as http:
+            r = http.request("GET", server.url + "/")
+            assert r.status_code == 200
+    assert script.requests == [SOCKSRequest(1, "127.0.0.1", server.port)]
+
+
+@pytest.mark.usefixtures("server_ipv6")  # skips where there is no IPv6 loopback
+def test_proxy_on_ipv6_loopback(raw_server: RawServerFactory, server: UvicornServer) -> None:
+    script = SOCKSScript()
+    srv = raw_server(script, host="::1")
+    with httpcore.ConnectionPool(proxy=f"socks5h://[::1]:{srv.port}") as http:
+        r = http.request("GET", server.url + "/")
+        assert r.status_code == 200
+        assert "[::1]" in repr(http.connections)
+
+
+def test_http2_prior_knowledge_over_socks(
+    microsocks: MicrosocksServer, h2c_server: HypercornServer
+) -> None:
+    with httpcore.ConnectionPool(proxy=microsocks.url, http1=False, http2=True) as http:
+        r = http.request("GET", h2c_server.url + "/")
+        assert r.status_code == 200
+        assert r.http_version == b"HTTP/2"

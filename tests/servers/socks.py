@@ -25,7 +25,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
@@ -42,6 +44,7 @@ __all__ = [
     "PproxyServer",
     "SOCKSRequest",
     "SOCKSScript",
+    "UnixForwarder",
     "find_microsocks",
 ]
 
@@ -194,6 +197,50 @@ def find_microsocks() -> str | None:
     if found is None and os.access("/usr/bin/microsocks", os.X_OK):
         found = "/usr/bin/microsocks"
     return found
+
+
+class UnixForwarder:
+    """A Unix socket at ``path`` whose every connection is relayed to TCP ``port`` on
+    127.0.0.1: a proxy reached over ``uds=``."""
+
+    def __init__(self, path: str, port: int) -> None:
+        self.path = path
+        self.port = port
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Self:
+        self._listener.bind(self.path)
+        self._listener.listen(8)
+        thread = threading.Thread(target=self._accept, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.port), timeout=5.0)
+            self._sockets += [client, upstream]
+            thread = threading.Thread(target=_relay, args=(client, upstream), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def __exit__(self, *exc_info: object) -> None:
+        with suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        for sock in self._sockets:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in self._threads:
+            thread.join(5.0)
+        for sock in self._sockets:
+            sock.close()
 
 
 class _ChildProxy:
