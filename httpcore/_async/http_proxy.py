@@ -172,10 +172,11 @@ async def _next_event(h: h11.Connection, stream: AsyncNetworkStream, deadline: f
     while True:
         event = h.next_event()
         if event is not h11.NEED_DATA:
-            if type(event) is h11.ConnectionClosed:
-                raise ProxyError("The proxy closed the connection before answering CONNECT")
             return event
-        h.receive_data(await stream.read(READ_SIZE, time_left(deadline)))
+        data = await stream.read(READ_SIZE, time_left(deadline))
+        if not data and h.their_state is h11.SEND_RESPONSE:
+            raise ProxyError("The proxy closed the connection before answering CONNECT")
+        h.receive_data(data)
 
 
 async def _discard_body(h: h11.Connection, stream: AsyncNetworkStream, deadline: float | None) -> None:

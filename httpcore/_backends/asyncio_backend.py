@@ -28,6 +28,7 @@ from .._exceptions import (
     WriteTimeout,
 )
 from .base import AsyncNetworkBackend, AsyncNetworkStream, SocketOption, apply_socket_options
+from .tls_in_tls import AsyncTLSInTLSStream
 
 __all__ = ["AsyncioBackend", "AsyncioStream"]
 
@@ -231,7 +232,12 @@ class AsyncioStream(AsyncNetworkStream):
         ssl_context: ssl.SSLContext,
         server_hostname: str | None = None,
         timeout: float | None = None,
-    ) -> AsyncioStream:
+    ) -> AsyncNetworkStream:
+        if self._transport.get_extra_info("ssl_object") is not None:
+            # TLS in TLS (an https:// proxy's tunnel): the loop cannot do it before 3.11,
+            # and 3.11's failure paths for it are broken (a handshake timeout raises
+            # TypeError inside the loop and leaks the transport).
+            return await AsyncTLSInTLSStream.handshake(self, ssl_context, server_hostname, timeout)
         protocol = self._protocol
         loop = protocol.loop
         if protocol.chunks:

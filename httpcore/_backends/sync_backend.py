@@ -32,6 +32,7 @@ from .._exceptions import (
     WriteTimeout,
 )
 from .base import NetworkBackend, NetworkStream, SocketOption, apply_socket_options
+from .tls_in_tls import TLSInTLSStream
 
 __all__ = ["SyncBackend", "SyncStream"]
 
@@ -126,6 +127,8 @@ class SyncStream(NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> NetworkStream:
+        if isinstance(self._sock, ssl.SSLSocket):  # TLS in TLS (an https:// proxy's tunnel)
+            return TLSInTLSStream.handshake(self, ssl_context, server_hostname, timeout)
         try:
             if self._kernel_timeouts:
                 # Back to Python's timeout mode, which the TLS socket needs.
