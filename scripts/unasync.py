@@ -52,6 +52,7 @@ REPLACEMENTS = {
     "AsyncNetworkStream": "NetworkStream",
     "AsyncPoolResponseStream": "PoolResponseStream",
     "AsyncResponseStream": "ResponseStream",
+    "AsyncUpgradedStream": "UpgradedStream",
     "AsyncEvent": "SyncEvent",
     "AsyncLock": "SyncLock",
     "AsyncStateLock": "SyncStateLock",

@@ -42,6 +42,7 @@ import h2.settings
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
+from .. import _trace
 from .._backends.base import AsyncNetworkStream
 from .._config import MAX_INFORMATIONAL
 from .._exceptions import (
@@ -237,8 +238,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         if catch_up:
             await self._catch_up(write_timeout)
         stream = _Stream(write_timeout)
-        if trace is not None:
-            await trace("http2.send_request_headers.started", {"request": request})
+        starting = not self._started
         try:
             with self._lock:
                 self._open_stream(stream, headers, content, end_stream)
@@ -247,29 +247,31 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 await self.aclose()  # say, a GOAWAY read while idle: nobody else will close it
             raise
         streamed = False  # a body taken from an iterator: it cannot be sent again
+        stream_id = stream.stream_id
+        step: str | None = None  # the traced step under way, for its ".failed" event
+        info = {"request": request, "stream_id": stream_id}
         try:
+            if trace is not None:
+                if starting and self._started:  # this request queued the connection preface
+                    await trace(_trace.HTTP2_SEND_CONNECTION_INIT + _trace.STARTED, {"request": request})
+                    await trace(_trace.HTTP2_SEND_CONNECTION_INIT + _trace.COMPLETE, {"return_value": None})
+                await trace(_trace.HTTP2_SEND_REQUEST_HEADERS + _trace.STARTED, info)
+                step = _trace.HTTP2_SEND_REQUEST_HEADERS
             # No need to wait for a writer ahead of us: it sends our HEADERS along.
             await self._flush_nowait(write_timeout)
-            stream_id = stream.stream_id
             if trace is not None:
-                await trace(
-                    "http2.send_request_headers.complete", {"request": request, "stream_id": stream_id}
-                )
+                step = None
+                await trace(_trace.HTTP2_SEND_REQUEST_HEADERS + _trace.COMPLETE, {"return_value": None})
+                await trace(_trace.HTTP2_SEND_REQUEST_BODY + _trace.STARTED, info)
+                step = _trace.HTTP2_SEND_REQUEST_BODY
             if not (end_stream or stream.sent_end):
-                if trace is not None:
-                    await trace(
-                        "http2.send_request_body.started", {"request": request, "stream_id": stream_id}
-                    )
                 streamed = not isinstance(content, bytes)
                 await self._send_body(stream, content, write_timeout)
-                if trace is not None:
-                    await trace(
-                        "http2.send_request_body.complete", {"request": request, "stream_id": stream_id}
-                    )
             if trace is not None:
-                await trace(
-                    "http2.receive_response_headers.started", {"request": request, "stream_id": stream_id}
-                )
+                step = None
+                await trace(_trace.HTTP2_SEND_REQUEST_BODY + _trace.COMPLETE, {"return_value": None})
+                await trace(_trace.HTTP2_RECEIVE_RESPONSE_HEADERS + _trace.STARTED, info)
+                step = _trace.HTTP2_RECEIVE_RESPONSE_HEADERS
             await self._wait_for(stream, _has_head, read_timeout)
             # A head on a stream the server's GOAWAY refused is not to be trusted.
             if stream.headers is None or isinstance(stream.error, ConnectionNotAvailable):
@@ -277,12 +279,13 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 _raise(stream.error)
             status, response_headers = self._parse_head(stream.headers)
             if trace is not None:
-                await trace(
-                    "http2.receive_response_headers.complete",
-                    {"request": request, "stream_id": stream_id, "return_value": (status, response_headers)},
-                )
+                step = None
+                head = (status, response_headers)
+                await trace(_trace.HTTP2_RECEIVE_RESPONSE_HEADERS + _trace.COMPLETE, {"return_value": head})
         except BaseException as exc:
             await self._forget(stream)
+            if step is not None and trace is not None:
+                await trace(step + _trace.FAILED, {"exception": exc})
             if isinstance(stream.error, ConnectionNotAvailable) or isinstance(exc, ConnectionNotAvailable):
                 if streamed:
                     # Unprocessed, so safe to send again, but its body was consumed.
@@ -299,7 +302,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         return Response._from_stream(
             status,
             response_headers,
-            AsyncHTTP2ResponseStream(self, stream, read_timeout, trace),
+            AsyncHTTP2ResponseStream(self, stream, read_timeout, trace, request),
             {
                 "http_version": b"HTTP/2",
                 "reason_phrase": b"",
@@ -923,23 +926,57 @@ class AsyncHTTP2ResponseStream(AsyncResponseStream):
     """A response body handed over as it arrives; closing it (or reading to the end)
     frees the stream, resetting it if the server was still sending."""
 
-    __slots__ = ("_connection", "_stream", "_timeout", "_trace")
+    __slots__ = ("_body_started", "_connection", "_request", "_stream", "_timeout", "_trace")
 
     def __init__(
-        self, connection: AsyncHTTP2Connection, stream: _Stream, timeout: float | None, trace: typing.Any
+        self,
+        connection: AsyncHTTP2Connection,
+        stream: _Stream,
+        timeout: float | None,
+        trace: typing.Any,
+        request: Request,
     ) -> None:
         self._connection = connection
         self._stream = stream
         self._timeout = timeout
         self._trace = trace
+        self._request = request
+        self._body_started = False
         self._closed = False
 
     async def _receive(self) -> bytes | None:
+        if self._trace is not None:
+            return await self._receive_traced(self._trace)
         return await self._connection._receive_body_chunk(self._stream, self._timeout)
+
+    async def _receive_traced(self, trace: typing.Any) -> bytes | None:
+        # On any error the base class closes this stream (resetting it if need be).
+        step = _trace.HTTP2_RECEIVE_RESPONSE_BODY
+        if not self._body_started:
+            self._body_started = True
+            await trace(
+                step + _trace.STARTED, {"request": self._request, "stream_id": self._stream.stream_id}
+            )
+        try:
+            chunk = await self._connection._receive_body_chunk(self._stream, self._timeout)
+        except BaseException as exc:
+            await trace(step + _trace.FAILED, {"exception": exc})
+            raise
+        if chunk is None:
+            await trace(step + _trace.COMPLETE, {"return_value": None})
+        return chunk
 
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
-            await self._connection._forget(self._stream)
-            if self._trace is not None:
-                await self._trace("http2.response_closed.complete", {"stream_id": self._stream.stream_id})
+            trace = self._trace
+            if trace is None:
+                await self._connection._forget(self._stream)
+                return
+            try:
+                await trace(
+                    _trace.HTTP2_RESPONSE_CLOSED + _trace.STARTED, {"stream_id": self._stream.stream_id}
+                )
+            finally:
+                await self._connection._forget(self._stream)
+            await trace(_trace.HTTP2_RESPONSE_CLOSED + _trace.COMPLETE, {"return_value": None})

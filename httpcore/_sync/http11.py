@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import ssl
 import time
 import typing
 from collections.abc import Iterable
@@ -31,6 +32,7 @@ try:  # h11's readers of a body framed by Content-Length or chunks: see _receive
 except ImportError:  # pragma: no cover - another h11 layout: every body goes through h11
     _ChunkedReader = _ContentLengthReader = None  # type: ignore[assignment,misc]
 
+from .. import _trace
 from .._backends.base import NetworkStream
 from .._config import MAX_INFORMATIONAL
 from .._exceptions import (
@@ -44,6 +46,7 @@ from .._exceptions import (
 )
 from .._models import Origin, Request, Response
 from .interfaces import ConnectionInterface, ResponseStream
+from .tracing import traced
 
 __all__ = ["HTTP11Connection"]
 
@@ -100,19 +103,20 @@ class HTTP11Connection(ConnectionInterface):
         trace = extensions.get("trace")
         try:
             send_error: WriteError | None = None
-            if trace is not None:
-                trace("http11.send_request_headers.started", {"request": request})
             try:
-                self._send_request(request, timeouts.get("write"))
+                if trace is None:
+                    self._send_request(request, timeouts.get("write"))
+                else:
+                    self._send_request_traced(request, timeouts.get("write"), trace)
             except WriteError as exc:
                 # The server may have answered early and closed (a 413 or 401 before the
                 # upload finished): what it sent is the response the caller needs.
                 send_error = exc
-            if trace is not None:
-                trace("http11.send_request_body.complete", {"request": request})
-                trace("http11.receive_response_headers.started", {"request": request})
             try:
-                event = self._receive_response_head(timeouts.get("read"))
+                if trace is None:
+                    event = self._receive_response_head(timeouts.get("read"))
+                else:
+                    event = self._receive_response_head_traced(request, timeouts.get("read"), trace)
             except HTTPCoreError:
                 if send_error is not None:
                     raise send_error from None
@@ -122,6 +126,9 @@ class HTTP11Connection(ConnectionInterface):
             # Whatever ends the exchange before the caller has its response (an error, or
             # a cancellation in a trace callback) closes the connection: it is mid-cycle.
             self._close()
+            if trace is not None:
+                trace(_trace.HTTP11_RESPONSE_CLOSED + _trace.STARTED, {})
+                trace(_trace.HTTP11_RESPONSE_CLOSED + _trace.COMPLETE, {"return_value": None})
             if (
                 reused
                 and not self._got_response_bytes
@@ -136,19 +143,29 @@ class HTTP11Connection(ConnectionInterface):
             raise
 
     def _response(
-        self, event: h11.Response, timeout: float | None, trace: typing.Any, request: Request
+        self,
+        event: h11.Response | h11.InformationalResponse,
+        timeout: float | None,
+        trace: typing.Any,
+        request: Request,
     ) -> Response:
         """The response for a head just received, with its body if that came along."""
+        http_version = _VERSIONS.get(event.http_version) or b"HTTP/" + event.http_version
+        raw_headers = event.headers.raw_items()
         if trace is not None:
-            trace(
-                "http11.receive_response_headers.complete", {"request": request, "return_value": event}
-            )
+            head = (http_version, event.status_code, event.reason, raw_headers)
+            trace(_trace.HTTP11_RECEIVE_RESPONSE_HEADERS + _trace.COMPLETE, {"return_value": head})
         response_extensions = {
-            "http_version": _VERSIONS.get(event.http_version) or b"HTTP/" + event.http_version,
+            "http_version": http_version,
             "reason_phrase": event.reason,
             "network_stream": self._stream,
         }
-        raw_headers = event.headers.raw_items()
+        if self._h11.their_state is h11.SWITCHED_PROTOCOL:
+            # 101 to an Upgrade, or 2xx to CONNECT: the stream now belongs to the caller,
+            # with whatever bytes came after the head; the response itself has no body.
+            response_extensions["network_stream"] = UpgradedStream(self._stream, self._unread())
+            stream = HTTP11ResponseStream(self, timeout, trace, b"", request)
+            return Response._from_stream(event.status_code, raw_headers, stream, response_extensions)
         # Both Content-Length and Transfer-Encoding: h11 frames the body by the chunks
         # (RFC 9112 6.3), but a peer or proxy that framed it by the length would not
         # agree on where the next response starts, so the connection is not reused.
@@ -167,7 +184,7 @@ class HTTP11Connection(ConnectionInterface):
         return Response._from_stream(
             event.status_code,
             raw_headers,
-            HTTP11ResponseStream(self, timeout, trace, body),
+            HTTP11ResponseStream(self, timeout, trace, body, request),
             response_extensions,
         )
 
@@ -193,6 +210,54 @@ class HTTP11Connection(ConnectionInterface):
 
     def _send_request(self, request: Request, timeout: float | None) -> None:
         h = self._h11
+        content: typing.Any = request.content
+        head = self._encode_head(request)
+        if content is None or isinstance(content, bytes):
+            if content and len(content) > COALESCE_LIMIT:
+                body = h.send(h11.Data(data=content))
+                end = h.send(_END_OF_MESSAGE)
+                self._stream.write(head, timeout)
+                self._stream.write(body, timeout)
+                if end:
+                    self._stream.write(end, timeout)
+                return
+            if content:
+                head += h.send(h11.Data(data=content))
+            head += h.send(_END_OF_MESSAGE)
+            self._stream.write(head, timeout)
+            return
+        self._stream.write(head, timeout)
+        self._send_body_chunks(content, timeout)
+
+    def _send_request_traced(self, request: Request, timeout: float | None, trace: typing.Any) -> None:
+        info = {"request": request}
+        traced(trace, _trace.HTTP11_SEND_REQUEST_HEADERS, info, self._send_head, request, timeout)
+        traced(trace, _trace.HTTP11_SEND_REQUEST_BODY, info, self._send_body, request, timeout)
+
+    def _send_head(self, request: Request, timeout: float | None) -> None:
+        """The request head alone (traced requests send head and body as two steps)."""
+        self._stream.write(self._encode_head(request), timeout)
+
+    def _send_body(self, request: Request, timeout: float | None) -> None:
+        content: typing.Any = request.content
+        if content is None or isinstance(content, bytes):
+            content = (content,) if content else ()
+        self._send_body_chunks(content, timeout)
+
+    def _send_body_chunks(self, content: typing.Any, timeout: float | None) -> None:
+        """A body from an iterable (async iterable in async code), then its end."""
+        if isinstance(content, Iterable):
+            for chunk in content:
+                self._send_body_chunk(chunk, timeout)
+        else:
+            for chunk in content:
+                self._send_body_chunk(chunk, timeout)
+        end = self._h11.send(_END_OF_MESSAGE)
+        if end:
+            self._stream.write(end, timeout)
+
+    def _encode_head(self, request: Request) -> bytes:
+        """The request head as bytes, with Host and body framing added when missing."""
         headers = request.headers
         content: typing.Any = request.content
         seen = 0
@@ -213,32 +278,9 @@ class HTTP11Connection(ConnectionInterface):
             event = _request_event(request.method, request.url.target, key)
         except TypeError:  # a header pair made unhashable after the request was built
             event = _request_event.__wrapped__(request.method, request.url.target, key)
-        head = h.send(event)
+        head = self._h11.send(event)
         assert head is not None
-        if content is None or isinstance(content, bytes):
-            if content and len(content) > COALESCE_LIMIT:
-                body = h.send(h11.Data(data=content))
-                end = h.send(_END_OF_MESSAGE)
-                self._stream.write(head, timeout)
-                self._stream.write(body, timeout)
-                if end:
-                    self._stream.write(end, timeout)
-                return
-            if content:
-                head += h.send(h11.Data(data=content))
-            head += h.send(_END_OF_MESSAGE)
-            self._stream.write(head, timeout)
-            return
-        self._stream.write(head, timeout)
-        if isinstance(content, Iterable):
-            for chunk in content:
-                self._send_body_chunk(chunk, timeout)
-        else:
-            for chunk in content:
-                self._send_body_chunk(chunk, timeout)
-        end = h.send(_END_OF_MESSAGE)
-        if end:
-            self._stream.write(end, timeout)
+        return head
 
     def _send_body_chunk(self, chunk: bytes, timeout: float | None) -> None:
         if not isinstance(chunk, bytes | bytearray | memoryview):
@@ -297,7 +339,18 @@ class HTTP11Connection(ConnectionInterface):
         self._h11.receive_data(data[remaining:])  # past the body: h11 decides what it is
         return data[:remaining]
 
-    def _receive_response_head(self, timeout: float | None) -> h11.Response:
+    def _receive_response_head_traced(
+        self, request: Request, timeout: float | None, trace: typing.Any
+    ) -> h11.Response | h11.InformationalResponse:
+        """``.started`` and ``.failed`` here; ``.complete`` once the head is parsed (``_response``)."""
+        trace(_trace.HTTP11_RECEIVE_RESPONSE_HEADERS + _trace.STARTED, {"request": request})
+        try:
+            return self._receive_response_head(timeout)
+        except BaseException as exc:
+            trace(_trace.HTTP11_RECEIVE_RESPONSE_HEADERS + _trace.FAILED, {"exception": exc})
+            raise
+
+    def _receive_response_head(self, timeout: float | None) -> h11.Response | h11.InformationalResponse:
         # Each cycle starts with h11's buffer empty (see _response_closed), so the
         # network is asked first rather than h11, which could only answer NEED_DATA.
         start = self._received
@@ -316,6 +369,8 @@ class HTTP11Connection(ConnectionInterface):
             if isinstance(event, h11.Response):
                 return event
             if isinstance(event, h11.InformationalResponse):
+                if h.their_state is h11.SWITCHED_PROTOCOL:
+                    return event  # 101 to our Upgrade: the last head on this connection
                 informational += 1
                 if informational > MAX_INFORMATIONAL:
                     raise RemoteProtocolError(
@@ -344,8 +399,8 @@ class HTTP11Connection(ConnectionInterface):
                             return data
                     else:
                         self._receive(timeout)
-                elif type(event) is h11.EndOfMessage:
-                    return None
+                elif type(event) is h11.EndOfMessage or event is h11.PAUSED:
+                    return None  # PAUSED: the protocol was switched, the response has no body
                 else:
                     raise RemoteProtocolError(f"Unexpected {type(event).__name__} in the response body")
         except BaseException as exc:
@@ -353,6 +408,14 @@ class HTTP11Connection(ConnectionInterface):
             if isinstance(exc, h11.ProtocolError):
                 raise _map_h11_error(exc) from exc
             raise
+
+    def _unread(self) -> bytes:
+        """Bytes read past the last head that h11 will not parse (the protocol switched)."""
+        unread = bytes(self._h11.trailing_data[0])
+        if self._pending is not None:
+            unread += bytes(self._pending)
+            self._pending = None
+        return unread
 
     def _response_closed(self) -> None:
         """The caller is done with the response: reuse the connection only if both sides
@@ -447,15 +510,22 @@ class HTTP11ResponseStream(ResponseStream):
     """A response body pulled chunk by chunk from its connection; closing it (or reading
     to the end) hands the connection back."""
 
-    __slots__ = ("_connection", "_first", "_timeout", "_trace")
+    __slots__ = ("_body_started", "_connection", "_first", "_request", "_timeout", "_trace")
 
     def __init__(
-        self, connection: HTTP11Connection, timeout: float | None, trace: typing.Any, first: bytes
+        self,
+        connection: HTTP11Connection,
+        timeout: float | None,
+        trace: typing.Any,
+        first: bytes,
+        request: Request,
     ) -> None:
         self._connection = connection
         self._timeout = timeout
         self._trace = trace
         self._first = first  # body bytes that arrived with the head
+        self._request = request
+        self._body_started = False
         self._closed = False
 
     def _receive(self) -> bytes | None:
@@ -463,7 +533,25 @@ class HTTP11ResponseStream(ResponseStream):
         if first:
             self._first = b""
             return first
+        if self._trace is not None:
+            return self._receive_traced(self._trace)
         return self._connection._receive_body_chunk(self._timeout)
+
+    def _receive_traced(self, trace: typing.Any) -> bytes | None:
+        step = _trace.HTTP11_RECEIVE_RESPONSE_BODY
+        try:
+            if not self._body_started:
+                self._body_started = True
+                trace(step + _trace.STARTED, {"request": self._request})
+            chunk = self._connection._receive_body_chunk(self._timeout)
+            if chunk is None:
+                trace(step + _trace.COMPLETE, {"return_value": None})
+        except BaseException as exc:
+            # Mid-response whatever raised (the connection, or a callback): never reused.
+            self._connection._close()
+            trace(step + _trace.FAILED, {"exception": exc})
+            raise
+        return chunk
 
     def _failed(self) -> None:
         self._closed = True  # the connection closed itself on the error
@@ -471,6 +559,45 @@ class HTTP11ResponseStream(ResponseStream):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._connection._response_closed()
-            if self._trace is not None:
-                self._trace("http11.response_closed.complete", {})
+            trace = self._trace
+            if trace is None:
+                self._connection._response_closed()
+                return
+            try:
+                trace(_trace.HTTP11_RESPONSE_CLOSED + _trace.STARTED, {})
+            finally:
+                self._connection._response_closed()
+            trace(_trace.HTTP11_RESPONSE_CLOSED + _trace.COMPLETE, {"return_value": None})
+
+
+class UpgradedStream(NetworkStream):
+    """The network stream of a switched protocol (a 101 response, or a CONNECT tunnel),
+    handed to the caller: the bytes already read past the response head come first."""
+
+    def __init__(self, stream: NetworkStream, unread: bytes) -> None:
+        self._stream = stream
+        self._unread = unread
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        unread = self._unread
+        if unread:
+            self._unread = unread[max_bytes:]
+            return unread[:max_bytes]
+        return self._stream.read(max_bytes, timeout)
+
+    def write(self, data: bytes, timeout: float | None = None) -> None:
+        self._stream.write(data, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> NetworkStream:
+        return self._stream.start_tls(ssl_context, server_hostname, timeout)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        return self._stream.get_extra_info(info)
+
+    def is_readable(self) -> bool:
+        return bool(self._unread) or self._stream.is_readable()
