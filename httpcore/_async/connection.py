@@ -20,6 +20,7 @@ import time
 import typing
 from collections.abc import Callable, Iterable
 
+from .. import _trace
 from .._backends.asyncio_backend import AsyncioBackend
 from .._backends.base import AsyncNetworkBackend, AsyncNetworkStream, SocketOption
 from .._config import default_ssl_context
@@ -27,6 +28,7 @@ from .._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout, 
 from .._models import Origin, Request, Response
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
+from .tracing import traced
 
 __all__ = ["AsyncHTTPConnection", "time_left"]
 
@@ -160,9 +162,10 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         host, port = self._remote
         delay = 0.0
         retries = self._retries
+        step = _trace.CONNECT_TCP if self._uds is None else _trace.CONNECT_UNIX_SOCKET
         while True:
             if trace is not None:
-                await trace("connection.connect_tcp.started", {"host": host, "port": port})
+                await trace(step + _trace.STARTED, self._connect_info(host, port, timeout))
             deadline = None if timeout is None else time.monotonic() + timeout
             try:
                 if self._uds is not None:
@@ -172,19 +175,36 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                         host, port, timeout, self._local_address, self._socket_options
                     )
                 break
-            except (ConnectError, ConnectTimeout):
-                if retries <= 0:
+            except BaseException as exc:
+                if trace is not None:
+                    await trace(step + _trace.FAILED, {"exception": exc})
+                if retries <= 0 or not isinstance(exc, (ConnectError, ConnectTimeout)):
                     raise
                 retries -= 1
-                await self._backend.sleep(delay)
+                if trace is None:
+                    await self._backend.sleep(delay)
+                else:
+                    await traced(trace, _trace.RETRY, {"delay": delay}, self._backend.sleep, delay)
                 delay = RETRY_BACKOFF if not delay else delay * 2
         if trace is not None:
             try:
-                await trace("connection.connect_tcp.complete", {"return_value": stream})
+                await trace(step + _trace.COMPLETE, {"return_value": stream})
             except BaseException:
                 await stream.aclose()
                 raise
         return stream, deadline
+
+    def _connect_info(self, host: str, port: int, timeout: float | None) -> dict[str, typing.Any]:
+        """What a traced connect reports as its arguments (httpcore 1.x's keys)."""
+        if self._uds is not None:
+            return {"path": self._uds, "timeout": timeout, "socket_options": self._socket_options}
+        return {
+            "host": host,
+            "port": port,
+            "local_address": self._local_address,
+            "timeout": timeout,
+            "socket_options": self._socket_options,
+        }
 
     async def _establish(
         self, stream: AsyncNetworkStream, request: Request, deadline: float | None
@@ -200,11 +220,20 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         context = self._ssl_context
         if context is None:
             context = default_ssl_context(alpn_protocols(self._http1, self._http2))
-        if trace is not None:
-            await trace("connection.start_tls.started", {"server_hostname": server_hostname})
-        stream = await stream.start_tls(context, server_hostname, timeout)
-        if trace is not None:
-            await trace("connection.start_tls.complete", {"return_value": stream})
+        if trace is None:
+            return await stream.start_tls(context, server_hostname, timeout)
+        info = {"ssl_context": context, "server_hostname": server_hostname, "timeout": timeout}
+        await trace(_trace.START_TLS + _trace.STARTED, info)
+        try:
+            stream = await stream.start_tls(context, server_hostname, timeout)
+        except BaseException as exc:
+            await trace(_trace.START_TLS + _trace.FAILED, {"exception": exc})
+            raise
+        try:
+            await trace(_trace.START_TLS + _trace.COMPLETE, {"return_value": stream})
+        except BaseException:
+            await stream.aclose()
+            raise
         return stream
 
     def capacity(self) -> int:

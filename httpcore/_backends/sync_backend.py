@@ -147,10 +147,11 @@ class SyncStream(NetworkStream):
     def get_extra_info(self, info: str) -> typing.Any:
         if info == "ssl_object":
             return self._sock if isinstance(self._sock, ssl.SSLSocket) else None
-        if info == "client_addr":
-            return self._sock.getsockname()
-        if info == "server_addr":
-            return self._sock.getpeername()
+        if info == "client_addr" or info == "server_addr":
+            try:
+                return self._sock.getsockname() if info == "client_addr" else self._sock.getpeername()
+            except OSError:  # closed (or never connected): no address, and no bare OSError
+                return None
         if info == "socket":
             return self._sock
         if info == "is_readable":

@@ -21,6 +21,7 @@ import time
 import typing
 from collections.abc import Callable, Iterable
 
+from .. import _trace
 from .._backends.sync_backend import SyncBackend
 from .._backends.base import NetworkBackend, NetworkStream, SocketOption
 from .._config import default_ssl_context
@@ -28,6 +29,7 @@ from .._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout, 
 from .._models import Origin, Request, Response
 from .http11 import HTTP11Connection
 from .interfaces import ConnectionInterface
+from .tracing import traced
 
 __all__ = ["HTTPConnection", "time_left"]
 
@@ -161,9 +163,10 @@ class HTTPConnection(ConnectionInterface):
         host, port = self._remote
         delay = 0.0
         retries = self._retries
+        step = _trace.CONNECT_TCP if self._uds is None else _trace.CONNECT_UNIX_SOCKET
         while True:
             if trace is not None:
-                trace("connection.connect_tcp.started", {"host": host, "port": port})
+                trace(step + _trace.STARTED, self._connect_info(host, port, timeout))
             deadline = None if timeout is None else time.monotonic() + timeout
             try:
                 if self._uds is not None:
@@ -173,19 +176,36 @@ class HTTPConnection(ConnectionInterface):
                         host, port, timeout, self._local_address, self._socket_options
                     )
                 break
-            except (ConnectError, ConnectTimeout):
-                if retries <= 0:
+            except BaseException as exc:
+                if trace is not None:
+                    trace(step + _trace.FAILED, {"exception": exc})
+                if retries <= 0 or not isinstance(exc, (ConnectError, ConnectTimeout)):
                     raise
                 retries -= 1
-                self._backend.sleep(delay)
+                if trace is None:
+                    self._backend.sleep(delay)
+                else:
+                    traced(trace, _trace.RETRY, {"delay": delay}, self._backend.sleep, delay)
                 delay = RETRY_BACKOFF if not delay else delay * 2
         if trace is not None:
             try:
-                trace("connection.connect_tcp.complete", {"return_value": stream})
+                trace(step + _trace.COMPLETE, {"return_value": stream})
             except BaseException:
                 stream.close()
                 raise
         return stream, deadline
+
+    def _connect_info(self, host: str, port: int, timeout: float | None) -> dict[str, typing.Any]:
+        """What a traced connect reports as its arguments (httpcore 1.x's keys)."""
+        if self._uds is not None:
+            return {"path": self._uds, "timeout": timeout, "socket_options": self._socket_options}
+        return {
+            "host": host,
+            "port": port,
+            "local_address": self._local_address,
+            "timeout": timeout,
+            "socket_options": self._socket_options,
+        }
 
     def _establish(
         self, stream: NetworkStream, request: Request, deadline: float | None
@@ -201,11 +221,20 @@ class HTTPConnection(ConnectionInterface):
         context = self._ssl_context
         if context is None:
             context = default_ssl_context(alpn_protocols(self._http1, self._http2))
-        if trace is not None:
-            trace("connection.start_tls.started", {"server_hostname": server_hostname})
-        stream = stream.start_tls(context, server_hostname, timeout)
-        if trace is not None:
-            trace("connection.start_tls.complete", {"return_value": stream})
+        if trace is None:
+            return stream.start_tls(context, server_hostname, timeout)
+        info = {"ssl_context": context, "server_hostname": server_hostname, "timeout": timeout}
+        trace(_trace.START_TLS + _trace.STARTED, info)
+        try:
+            stream = stream.start_tls(context, server_hostname, timeout)
+        except BaseException as exc:
+            trace(_trace.START_TLS + _trace.FAILED, {"exception": exc})
+            raise
+        try:
+            trace(_trace.START_TLS + _trace.COMPLETE, {"return_value": stream})
+        except BaseException:
+            stream.close()
+            raise
         return stream
 
     def capacity(self) -> int:
