@@ -48,9 +48,12 @@ from .._models import Origin, Request, Response
 from .interfaces import ConnectionInterface, ResponseStream
 from .tracing import traced
 
-__all__ = ["HTTP11Connection"]
+__all__ = ["TRUNCATED_HEAD", "HTTP11Connection"]
 
 READ_SIZE = 64 * 1024
+# The server closed after part of a response head: what a client built on a lenient
+# parser reports as a broken body rather than as no response (see contrib.requests).
+TRUNCATED_HEAD = "Server disconnected in the middle of the response head."
 # A body this small is sent in the same write as the request head.
 COALESCE_LIMIT = 64 * 1024
 MAX_HEAD_SIZE = 100 * 1024
@@ -299,6 +302,8 @@ class HTTP11Connection(ConnectionInterface):
                 self._got_response_bytes = True
                 self._received += len(data)
             elif h.their_state is h11.SEND_RESPONSE:
+                if self._got_response_bytes:
+                    raise RemoteProtocolError(TRUNCATED_HEAD)
                 raise RemoteProtocolError("Server disconnected without sending a response.")
             if len(data) <= READ_SIZE:
                 h.receive_data(data)

@@ -1,0 +1,7 @@
+"""Integrations that put httpcore under other libraries; each is an optional extra.
+
+Nothing in the core imports from here: ``httpcore.contrib.requests`` is a transport
+adapter for ``requests`` (``pip install httpcore[requests]``).
+"""
+
+__all__: list[str] = []
