@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 VENV_STAMP = .venv/.installed
 
-.PHONY: venv demo test lint format typecheck unasync unasync-check tests test-deps coverage clean httpx-suite
+.PHONY: venv demo test lint format typecheck unasync unasync-check tests test-deps coverage clean httpx-suite requests-suite
 
 venv: $(VENV_STAMP)
 
@@ -46,6 +46,11 @@ test: lint typecheck unasync-check tests
 # httpx 0.28.1's own test suite with this package as its httpcore (own venv: .httpx-suite/).
 httpx-suite: venv
 	$(PYTHON) scripts/run_httpx_suite.py
+
+# requests 2.34's own test suite with every session on HTTPCoreAdapter (own venv and
+# sdist in ~/.cache/httpcore-requests-suite).
+requests-suite: venv
+	$(PYTHON) scripts/run_requests_suite.py
 
 clean:
 	rm -rf .venv .httpx-suite .mypy_cache .ruff_cache .pytest_cache .coverage htmlcov build *.egg-info
