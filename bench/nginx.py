@@ -9,7 +9,7 @@ besides `apt-get install nginx` when the binary is missing.
 
 Routes (HTTP and HTTPS listeners serve the same):
   GET  /      -> 200, b"Hello world!" (12 bytes)
-  GET  /1k, /64k, /16m -> static files of 1 KiB, 64 KiB, 16 MiB
+  GET  /1k, /64k, /1m, /16m -> static files of 1 KiB, 64 KiB, 1 MiB, 16 MiB
   POST /sink  -> reads the whole request body (any size), discards it, 200 b"ok"
 A third listener (h2_url) speaks HTTP/2 over TLS (ALPN h2, 128 concurrent streams,
 no per-connection request limit) and serves only GET / (the same 12 bytes).
@@ -43,7 +43,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 HELLO = b"Hello world!"
-STATIC_FILES = {"1k": 1024, "64k": 64 * 1024, "16m": 16 * 1024 * 1024}
+STATIC_FILES = {"1k": 1024, "64k": 64 * 1024, "1m": 1024 * 1024, "16m": 16 * 1024 * 1024}
 
 CONF_TEMPLATE = (HERE / "nginx" / "nginx.conf.in").read_text()
 

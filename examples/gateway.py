@@ -86,8 +86,8 @@ class GatewayServer:
     """
 
     watch_delay = 0.25
-    """Seconds the upstream may think before the gateway watches for the client leaving
-    (a watch costs a task; most answers come sooner). A streamed response is watched at once."""
+    """Seconds the upstream may think before the gateway listens for the client leaving
+    (listening costs a task; most answers come sooner). A streamed response is watched at once."""
 
     def __init__(
         self,
@@ -112,6 +112,7 @@ class GatewayServer:
         self.preserve_host = preserve_host
         self._prefix = url.target.rstrip(b"/")
         self._pool: httpcore.AsyncConnectionPool | None = None
+        self._late = LateWatches(self.watch_delay)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> GatewayServer:
@@ -211,12 +212,12 @@ class GatewayServer:
         message = await receive()
         if message["type"] != "http.request":
             return  # gone before the request was read: nobody is left to answer
-        watch = ClientWatch(receive)
+        watch = ClientWatch(receive, self._late)
         body: bytes | AsyncIterator[bytes] = message.get("body", b"")
         if message.get("more_body", False):
             body = self.stream_body(receive, message.get("body", b""), watch)
         else:
-            watch.start(self.watch_delay)
+            watch.later()
         try:
             await self.exchange(scope, body, send, watch)
         except ClientDisconnected:
@@ -249,7 +250,7 @@ class GatewayServer:
             drop = BODYLESS.get(response.status_code, SERVER_OWNED)
             headers = without(response.headers, drop, lower=True)
             await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-            watch.start(0)  # the body may take long: from now on a departure is noticed at once
+            watch.now()  # the body may take long: from now on a departure is noticed at once
             async for chunk in response.stream():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         finally:
@@ -266,41 +267,35 @@ class GatewayServer:
                 raise ClientDisconnected()  # aborts the upstream request and its connection
             yield message.get("body", b"")
             if not message.get("more_body", False):
-                watch.start(self.watch_delay)
+                watch.later()
                 return
 
 
 class ClientWatch:
     """Listens on ASGI ``receive`` for ``http.disconnect`` once the request body has been
     read, and cancels the task forwarding the request when it comes. The listening task
-    is started only when asked to (after ``delay``), so quick exchanges never pay for it."""
+    is started only when asked to, at once or ``later``, so quick exchanges never pay for it."""
 
-    __slots__ = ("_listener", "_receive", "_task", "_timer", "gone")
+    __slots__ = ("_late", "_listener", "_receive", "_task", "gone")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, late: LateWatches) -> None:
         self._receive = receive
+        self._late = late
         self._task = asyncio.current_task()
-        self._timer: asyncio.TimerHandle | None = None
         self._listener: asyncio.Task[None] | None = None
         self.gone = False
 
-    def start(self, delay: float) -> None:
-        """Listen from ``delay`` seconds on (at once for 0)."""
-        if self._listener is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        if delay > 0:
-            self._timer = loop.call_later(delay, self.start, 0)
-        else:
-            self._timer = None
-            self._listener = loop.create_task(self._listen())
+    def later(self) -> None:
+        """Listen if the exchange is still going on after the gateway's ``watch_delay``."""
+        self._late.add(self)
+
+    def now(self) -> None:
+        if self._listener is None:
+            self._late.discard(self)
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._late.discard(self)
         if self._listener is not None:
             self._listener.cancel()
 
@@ -316,6 +311,40 @@ class ClientWatch:
         self.gone = True
         if self._task is not None:
             self._task.cancel()
+
+
+class LateWatches:
+    """The watches to start ``delay`` seconds after they were asked for, unless stopped
+    before: one loop timer serves them all, rather than a timer per request."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self._due: dict[ClientWatch, float] = {}  # in the order they are due
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, watch: ClientWatch) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # first use, or a new event loop: start afresh
+            self._loop, self._due, self._timer = loop, {}, None
+        self._due[watch] = loop.time() + self.delay
+        if self._timer is None:
+            self._timer = loop.call_later(self.delay, self._fire)
+
+    def discard(self, watch: ClientWatch) -> None:
+        self._due.pop(watch, None)
+
+    def _fire(self) -> None:
+        self._timer = None
+        assert self._loop is not None
+        now = self._loop.time()
+        due = self._due
+        while due:
+            watch, when = next(iter(due.items()))
+            if when > now:
+                self._timer = self._loop.call_at(when, self._fire)
+                return
+            watch.now()
 
 
 async def send_error(send: Send, status: int, detail: str) -> None:

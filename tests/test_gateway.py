@@ -24,7 +24,7 @@ import pytest
 
 import httpcore
 from examples import gateway as gateway_module
-from examples.gateway import ClientWatch, GatewayServer, Message, Scope
+from examples.gateway import ClientWatch, GatewayServer, LateWatches, Message, Scope
 from tests.servers.app import pattern
 from tests.servers.asgi_server import UvicornServer
 from tests.servers.netutil import bind_listener, format_url
@@ -358,8 +358,8 @@ async def test_disconnect_watch_skips_late_body_messages() -> None:
     client = Client({"type": "http.request", "body": b"late", "more_body": False})
 
     async def exchange() -> None:
-        watch = ClientWatch(client.receive)
-        watch.start(0)
+        watch = ClientWatch(client.receive, LateWatches(0.25))
+        watch.now()
         await asyncio.sleep(10)
 
     task = asyncio.ensure_future(exchange())
