@@ -70,6 +70,7 @@ SERVER_OWNED = HOP_BY_HOP | {b"date", b"server"}
 BODYLESS = {204: SERVER_OWNED | {b"content-length"}, 304: SERVER_OWNED | {b"content-length"}}
 DEFAULT_TIMEOUT = httpcore.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
 END = {"type": "http.response.body", "body": b"", "more_body": False}
+SMALL_BODY = 64 * 1024  # a response body this small is read whole, then sent in one message
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +239,15 @@ class GatewayServer:
             response = await self.pool.request(
                 scope["method"], url, headers=self.upstream_headers(scope), body=body, stream=True
             )
+            status = response.status_code
+            headers = without(response.headers, BODYLESS.get(status, SERVER_OWNED), lower=True)
+            # A small body is read whole, then sent in one message (and needs no watch).
+            small = status in BODYLESS or scope["method"] == "HEAD" or is_small(headers)
+            last = (
+                {"type": "http.response.body", "body": await response.aread(), "more_body": False}
+                if small
+                else END
+            )
         except httpcore.HTTPCoreError as exc:
             status = 502
             if isinstance(exc, httpcore.TimeoutException):
@@ -246,17 +256,19 @@ class GatewayServer:
             logger.warning("%s %s -> %d, the upstream failed: %s", scope["method"], url, status, detail)
             await send_error(send, status, detail)
             return
-        try:
-            drop = BODYLESS.get(response.status_code, SERVER_OWNED)
-            headers = without(response.headers, drop, lower=True)
-            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-            watch.now()  # the body may take long: from now on a departure is noticed at once
-            async for chunk in response.stream():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        finally:
-            await response.aclose()  # a no-op unless the transfer stopped early
+        start = {"type": "http.response.start", "status": status, "headers": headers}
+        if not small:
+            try:
+                await send(start)
+                watch.now()  # the body may take long: from now on a departure is noticed at once
+                async for chunk in response.stream():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            finally:
+                await response.aclose()  # a no-op unless the transfer stopped early
         watch.stop()  # before the last message: after it, the server reports a disconnect
-        await send(END)
+        if small:
+            await send(start)
+        await send(last)
 
     async def stream_body(self, receive: Receive, first: bytes, watch: ClientWatch) -> AsyncIterator[bytes]:
         """The request body, message by message; once it is read, the watch may listen."""
@@ -353,6 +365,14 @@ async def send_error(send: Send, status: int, detail: str) -> None:
     headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def is_small(headers: Headers) -> bool:
+    """Whether the response's Content-Length says at most SMALL_BODY bytes."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) <= SMALL_BODY
+    return False
 
 
 def without(headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes], lower: bool = False) -> Headers:

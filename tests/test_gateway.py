@@ -244,8 +244,8 @@ async def test_pool_created_lazily_without_lifespan(server: UvicornServer) -> No
     client = Client()
     await gateway(http_scope("/"), client.receive, client.send)
     assert client.sent[0]["status"] == 200
-    assert b"".join(m.get("body", b"") for m in client.sent[1:]) == b"Hello, world!"
-    assert client.sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    # A small body is read whole and sent in one message.
+    assert client.sent[1:] == [{"type": "http.response.body", "body": b"Hello, world!", "more_body": False}]
     pool = gateway.pool
     assert len(pool.connections) == 1, "the upstream connection is kept alive"
     await gateway(http_scope("/"), Client().receive, Client().send)
@@ -318,18 +318,27 @@ async def test_client_leaves_before_sending_anything() -> None:
     assert gateway._pool is None or gateway._pool.connections == []
 
 
-async def test_upstream_breaks_mid_body_aborts_the_response(raw_server: RawServerFactory) -> None:
+@pytest.mark.parametrize("size", [100, 1_000_000])
+async def test_upstream_breaks_mid_body(raw_server: RawServerFactory, size: int) -> None:
+    """A small body is read whole before the response starts: cut short, it is a 502.
+    A large one streams: cut short, the response is aborted, never completed."""
+
     def truncated(conn: RawConnection) -> None:
         conn.read_request()
-        conn.send(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n" + b"x" * 10)
+        conn.send(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size + b"x" * 10)
         conn.close()
 
     gateway = GatewayServer(raw_server(truncated).url)
     client = Client()
-    with pytest.raises(httpcore.RemoteProtocolError):
+    if size < gateway_module.SMALL_BODY:
         await gateway(http_scope("/"), client.receive, client.send)
-    assert client.sent[0]["status"] == 200
-    assert all(m.get("more_body", False) for m in client.sent[1:]), "the response was never completed"
+        assert client.sent[0]["status"] == 502
+        assert client.sent[1]["body"].startswith(b"Bad Gateway: RemoteProtocolError")
+    else:
+        with pytest.raises(httpcore.RemoteProtocolError):
+            await gateway(http_scope("/"), client.receive, client.send)
+        assert client.sent[0]["status"] == 200
+        assert all(m.get("more_body", False) for m in client.sent[1:]), "the response was never completed"
     assert gateway.pool.connections == []
     await gateway.aclose()
 
