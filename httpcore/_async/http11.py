@@ -43,6 +43,7 @@ from .._exceptions import (
     StaleConnection,
     WriteError,
 )
+from .._h11_heads import install as install_head_cache
 from .._models import Origin, Request, Response
 from .interfaces import AsyncConnectionInterface, AsyncResponseStream
 from .tracing import traced
@@ -360,6 +361,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         start = self._received
         await self._receive(timeout)
         h = self._h11
+        install_head_cache(h)
         informational = 0
         while True:
             event = h.next_event()

@@ -44,6 +44,7 @@ from .._exceptions import (
     StaleConnection,
     WriteError,
 )
+from .._h11_heads import install as install_head_cache
 from .._models import Origin, Request, Response
 from .interfaces import ConnectionInterface, ResponseStream
 from .tracing import traced
@@ -361,6 +362,7 @@ class HTTP11Connection(ConnectionInterface):
         start = self._received
         self._receive(timeout)
         h = self._h11
+        install_head_cache(h)
         informational = 0
         while True:
             event = h.next_event()

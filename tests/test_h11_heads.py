@@ -1,0 +1,113 @@
+"""The cache of response heads parsed by h11 (``httpcore/_h11_heads.py``), driven
+through h11 directly, and once through a pool on loopback."""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterator
+
+import h11
+import pytest
+
+import httpcore
+from httpcore import _h11_heads
+from tests.servers.raw import RawServerFactory, keep_alive, ok
+
+HEAD = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\n\r\n"
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    _h11_heads._heads.clear()
+    yield
+    _h11_heads._heads.clear()
+
+
+def exchange(h: h11.Connection, response: bytes) -> list[typing.Any]:
+    """One request/response cycle on ``h``; the events h11 gave for ``response``."""
+    h.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    h.send(h11.EndOfMessage())
+    h.receive_data(response)
+    _h11_heads.install(h)
+    events: list[typing.Any] = []
+    while True:
+        event = h.next_event()
+        if event is h11.NEED_DATA:
+            break
+        events.append(event)
+        if isinstance(event, h11.EndOfMessage):
+            h.start_next_cycle()
+            break
+    return events
+
+
+def test_response_head_parsed_once() -> None:
+    """Fails loudly if h11's private details the cache leans on change: the reader is
+    swapped for the caching one, and a repeated head gives h11's first event again."""
+    h = h11.Connection(h11.CLIENT)
+    h.send(h11.Request(method="HEAD", target="/", headers=[("Host", "x")]))
+    h.send(h11.EndOfMessage())
+    _h11_heads.install(h)
+    assert h._reader is _h11_heads._read_head, "h11's reader of a response head was replaced"
+    h.receive_data(HEAD)
+    assert isinstance(h.next_event(), h11.Response)
+    assert h.next_event() == h11.EndOfMessage()  # a HEAD response has no body
+    h.start_next_cycle()
+    first = exchange(h, HEAD + b"ok")
+    assert h._reader is not _h11_heads._read_head  # the cycle moved on to the body
+    second = exchange(h, HEAD + b"ok")
+    assert first[0] is second[0], "the second head came from the cache"
+    assert second == [first[0], h11.Data(data=b"ok"), h11.EndOfMessage()]
+    assert list(_h11_heads._heads) == [HEAD]
+    other = exchange(h11.Connection(h11.CLIENT), HEAD + b"ok")
+    assert other[0] is first[0], "shared by every connection"
+
+
+def test_informational_then_final_head() -> None:
+    h = h11.Connection(h11.CLIENT)
+    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+    events = exchange(h, hints + HEAD + b"ok")
+    assert [type(e) for e in events] == [h11.InformationalResponse, h11.Response, h11.Data, h11.EndOfMessage]
+    again = exchange(h, hints + HEAD + b"ok")
+    assert again[:2] == events[:2] and again[0] is events[0] and again[1] is events[1]
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",  # bare LF: h11 ends the head where it likes
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 5000 + b"\r\nContent-Length: 2\r\n\r\nok",  # too long
+    ],
+)
+def test_heads_parsed_but_not_kept(response: bytes) -> None:
+    h = h11.Connection(h11.CLIENT)
+    for _ in range(2):
+        events = exchange(h, response)
+        assert isinstance(events[0], h11.Response) and events[0].status_code == 200
+        assert events[1:] == [h11.Data(data=b"ok"), h11.EndOfMessage()]
+    assert _h11_heads._heads == {}
+
+
+def test_malformed_head_is_h11s_error() -> None:
+    h = h11.Connection(h11.CLIENT)
+    with pytest.raises(h11.RemoteProtocolError):
+        exchange(h, b"HTTP/1.1 2x0 OK\r\n\r\n")
+    assert _h11_heads._heads == {}
+
+
+def test_cache_is_bounded() -> None:
+    h = h11.Connection(h11.CLIENT)
+    for n in range(_h11_heads.HEADS_KEPT + 5):
+        events = exchange(h, b"HTTP/1.1 200 OK\r\nX-N: %d\r\nContent-Length: 0\r\n\r\n" % n)
+        assert events[0].headers[0] == (b"x-n", b"%d" % n)
+    assert len(_h11_heads._heads) <= _h11_heads.HEADS_KEPT
+
+
+def test_through_the_pool(raw_server: RawServerFactory) -> None:
+    srv = raw_server(keep_alive(ok(b"cached", [(b"X-Same", b"1")])))
+    with httpcore.ConnectionPool() as http:
+        responses = [http.request("GET", srv.url + "/") for _ in range(3)]
+    assert [(r.status_code, r.body) for r in responses] == [(200, b"cached")] * 3
+    assert [r.headers for r in responses] == [[(b"X-Same", b"1"), (b"content-length", b"6")]] * 3
+    assert len(_h11_heads._heads) == 1
+    assert srv.connections_accepted == 1
