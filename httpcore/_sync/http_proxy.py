@@ -8,8 +8,9 @@ deadline of the whole connect (so a proxy that stalls anywhere ends in ConnectTi
 
 - Forwarding: one HTTP/1.1 connection to the proxy carries requests for any http://
   origin, each sent with its absolute URL as the target, its own ``Host`` header and the
-  proxy headers (``Proxy-Authorization`` among them). The pool files it under the
-  proxy's key, so every http:// origin reuses it.
+  proxy headers (``Proxy-Authorization`` among them; trace callbacks are shown the
+  caller's request instead). The pool files it under the proxy's key, so every http://
+  origin reuses it.
 - Tunnelling: ``CONNECT host:port`` (with the proxy headers) over the proxy connection,
   the proxy's answer read with h11; on a 2xx the stream is the origin's, and the usual
   TLS to the origin (SNI, hostname check and ALPN for the origin, so HTTP/2 works) runs
@@ -112,8 +113,23 @@ class ForwardHTTPConnection(ProxyConnection):
         forwarded.url = target
         forwarded.headers = headers + self._proxy.headers
         forwarded.content = request.content
-        forwarded.extensions = request.extensions
+        extensions = request.extensions
+        trace = extensions.get("trace")
+        if trace is not None:
+            # Trace callbacks see the caller's request, not this one with the proxy's
+            # credentials in its headers.
+            extensions = {**extensions, "trace": _traced_as(trace, forwarded, request)}
+        forwarded.extensions = extensions
         return forwarded
+
+
+def _traced_as(trace: typing.Any, forwarded: Request, request: Request) -> typing.Any:
+    def traced(name: str, info: dict[str, typing.Any]) -> None:
+        if info.get("request") is forwarded:
+            info = {**info, "request": request}
+        trace(name, info)
+
+    return traced
 
 
 class TunnelHTTPConnection(ProxyConnection):

@@ -70,6 +70,9 @@ async def test_https_proxy_forwards_on_one_kept_alive_connection(
         assert b"\r\nX-Proxy-Note: for the proxy\r\n" in head
         assert b"\r\nProxy-Authorization: Basic " in head
     assert AUTH[1] not in repr(events) and AUTH[1] not in repr(proxy)
+    traced = [info["request"] for _, info in events if "request" in info]
+    assert traced and all(b"Proxy-Authorization" not in dict(request.headers) for request in traced)
+    assert {request.url.target for request in traced} == {b"/echo_headers?q=1"}
 
 
 async def test_tls_in_tls_http2_origin(https_proxy: ProxyServer, h2_server: HypercornServer) -> None:
