@@ -31,9 +31,12 @@ import httpcore
 from httpcore.contrib.requests import HTTPCoreAdapter
 from httpcore.contrib.requests._adapter import Pools, _content
 from httpcore.contrib.requests._errors import SEND_ERRORS, Endpoint, body_error, requests_error, send_error
+from tests.conftest import PROXY_AUTH, SOCKS_AUTH
 from tests.servers import tls
 from tests.servers.asgi_server import HypercornServer, UvicornServer
 from tests.servers.raw import RawConnection, RawServerFactory, keep_alive, ok, response, scripted
+from tests.servers.socks import MicrosocksServer
+from tests.servers.tinyproxy import TinyProxy
 
 
 def mounted(adapter: HTTPCoreAdapter | None = None) -> requests.Session:
@@ -530,9 +533,65 @@ def test_adapter_pickles(server: UvicornServer) -> None:
     assert copy.get(server.url).ok
 
 
-def test_proxies_not_yet_supported(session: requests.Session, server: UvicornServer) -> None:
-    with pytest.raises(requests.exceptions.InvalidSchema, match="proxies"):
-        session.get(server.url, proxies={"http": "http://127.0.0.1:3128"})
+# -- proxies ---------------------------------------------------------------------------
+
+
+def test_http_proxy_forwarding_and_tunnel(
+    session: requests.Session,
+    tinyproxy_auth: TinyProxy,
+    server: UvicornServer,
+    tls_server: UvicornServer,
+    cert_files: tls.CertFiles,
+) -> None:
+    user, password = PROXY_AUTH
+    proxy = f"http://{user}:{password}@127.0.0.1:{tinyproxy_auth.port}"
+    proxies = {"http": proxy, "https": proxy}
+    r = session.get(server.url + "/echo_headers", proxies=proxies)
+    assert r.status_code == 200
+    assert "proxy-authorization" not in dict(json.loads(r.content)["headers"])
+    r = session.get(tls_server.url + "/", proxies=proxies, verify=str(cert_files.ca_certfile))
+    assert r.text == "Hello, world!"
+    adapter = the_adapter(session)
+    assert set(adapter.proxy_manager) == {proxy}
+    wrong = f"http://{user}:wrong@127.0.0.1:{tinyproxy_auth.port}"
+    assert session.get(server.url + "/", proxies={"http": wrong}).status_code in (401, 407)
+    with pytest.raises(requests.exceptions.ProxyError):
+        session.get(tls_server.url + "/", proxies={"https": wrong}, verify=str(cert_files.ca_certfile))
+    session.close()
+    assert all(not pools.pools for pools in adapter.proxy_manager.values())
+
+
+def test_proxies_from_the_environment(
+    session: requests.Session, tinyproxy: TinyProxy, server: UvicornServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(requests.exceptions.ProxyError, match="Unable to connect to proxy"):
+        session.get(server.url + "/")
+    monkeypatch.setenv("HTTP_PROXY", tinyproxy.url)
+    assert session.get(server.url + "/").text == "Hello, world!"
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert session.get(server.url + "/").text == "Hello, world!"
+
+
+def test_socks_proxies(
+    session: requests.Session, microsocks_auth: MicrosocksServer, server: UvicornServer
+) -> None:
+    user, password = SOCKS_AUTH
+    port = microsocks_auth.url.rsplit(":", 1)[1]
+    for scheme in ("socks5", "socks5h"):
+        proxy = f"{scheme}://{user}:{password}@127.0.0.1:{port}"
+        r = session.get(server.url + "/echo_headers", proxies={"http": proxy})
+        assert json.loads(r.content)["path"] == "/echo_headers"
+    with pytest.raises(requests.exceptions.InvalidSchema, match="socks4"):
+        session.get(server.url, proxies={"http": f"socks4://127.0.0.1:{port}"})
+
+
+def test_bad_proxy_urls(session: requests.Session, server: UvicornServer) -> None:
+    with pytest.raises(requests.exceptions.InvalidProxyURL):
+        session.get(server.url, proxies={"http": "http://:8080"})
+    with pytest.raises(requests.exceptions.ProxyError, match="Failed to resolve"):
+        session.get(server.url, proxies={"http": "nonexistent.invalid"})
 
 
 def test_requests_missing_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,18 +27,20 @@ import threading
 import typing
 import warnings
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import requests.exceptions as rq
 from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES, HTTPAdapter
-from requests.utils import select_proxy
+from requests.utils import prepend_scheme_if_needed, select_proxy
 from urllib3 import exceptions as u3
 from urllib3.util import Timeout as Urllib3Timeout
+from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 from ... import _exceptions as hc
 from ..._models import URL, Request
+from ..._proxy import Proxy
 from ..._sync.connection_pool import ConnectionPool
 from ._errors import Endpoint, requests_error, send_error
 from ._raw import RawResponse
@@ -221,13 +223,18 @@ class HTTPCoreAdapter(HTTPAdapter):
         self.poolmanager: typing.Any = Pools(pool_kwargs)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: typing.Any) -> Pools:
-        """The pools that send through ``proxy``."""
+        """The pools that send through ``proxy`` (a URL as requests selected it)."""
         manager = self.proxy_manager.get(proxy)
         if manager is None:
+            proxy_url = prepend_scheme_if_needed(proxy, "http")
+            if not parse_url(proxy_url).host:
+                raise rq.InvalidProxyURL(
+                    "Please check proxy URL. It is malformed and could be missing the host."
+                )
             with self._lock:
                 manager = self.proxy_manager.get(proxy)
                 if manager is None:
-                    manager = self.proxy_manager[proxy] = Pools(proxy_kwargs, proxy)
+                    manager = self.proxy_manager[proxy] = Pools(proxy_kwargs, proxy_url)
         return typing.cast(Pools, manager)
 
     def get_connection_with_tls_context(
@@ -263,13 +270,12 @@ class HTTPCoreAdapter(HTTPAdapter):
         return pool, settings, manager
 
     def _new_pool(self, key: TLSKey, manager: Pools) -> ConnectionPool:
-        if manager.proxy is not None:
-            raise rq.InvalidSchema(
-                "HTTPCoreAdapter cannot send through proxies yet (this httpcore has no httpcore.Proxy)"
-            )
         custom = self.poolmanager.connection_pool_kw.get("ssl_context")
         try:
             context = make_context(key, custom)
+            proxy = None if manager.proxy is None else self._proxy(manager.proxy, key)
+        except rq.RequestException:
+            raise
         except (ssl.SSLError, OSError) as exc:
             # urllib3 loads the files while connecting: the same error, as requests shows it.
             raise rq.SSLError(u3.SSLError(exc)) from exc
@@ -279,9 +285,25 @@ class HTTPCoreAdapter(HTTPAdapter):
             timeout=None,
             http1=True,
             http2=self._http2,
+            proxy=proxy,
             max_connections=max(maxsize, 1) if self._pool_block else None,
             max_keepalive_connections=max(maxsize, 0) * max(self._pool_connections, 1),
         )
+
+    def _proxy(self, url: str, key: TLSKey) -> Proxy:
+        """Our Proxy for a proxy URL: an http(s) proxy gets ``proxy_headers()`` (with
+        the credentials from the URL, as requests computes them) and, for https, the
+        request's TLS settings, as urllib3 uses them for the proxy too."""
+        scheme = url.partition(":")[0].lower()
+        if scheme not in ("http", "https"):
+            try:
+                return Proxy(url)
+            except hc.HTTPCoreError as exc:
+                raise rq.InvalidSchema(f"Unsupported proxy {scheme!r}: {exc}") from None
+        parts = urlsplit(url)
+        bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        context = make_context(key, None) if scheme == "https" else None
+        return Proxy(bare, headers=self.proxy_headers(url), ssl_context=context)
 
     def close(self) -> None:
         """Close every connection; the adapter makes new ones if used again."""
@@ -348,6 +370,8 @@ class HTTPCoreAdapter(HTTPAdapter):
                     timeouts["connect"],
                     timeouts["read"],
                 )
+                if manager.proxy is not None:
+                    where.proxy = urlsplit(manager.proxy).hostname or manager.proxy
                 error = send_error(exc, where)
                 try:
                     if isinstance(error, rq.RequestException):

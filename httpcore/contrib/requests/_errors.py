@@ -42,7 +42,7 @@ class Endpoint:
     """Where a request goes, named the way urllib3 names its pools and connections in
     messages: ``HTTPConnectionPool(host='example.com', port=80)``."""
 
-    __slots__ = ("connect_timeout", "host", "port", "read_timeout", "scheme", "target", "url")
+    __slots__ = ("connect_timeout", "host", "port", "proxy", "read_timeout", "scheme", "target", "url")
 
     def __init__(
         self,
@@ -55,6 +55,7 @@ class Endpoint:
         read_timeout: float | None = None,
     ) -> None:
         self.target = target
+        self.proxy: str | None = None
         self.scheme = scheme
         self.host = host
         self.port = port
@@ -78,20 +79,33 @@ class Endpoint:
 ErrorFactory = Callable[[hc.HTTPCoreError, Endpoint], Exception]
 
 
+def _via_proxy(error: Exception, where: Endpoint) -> Exception:
+    """Through a proxy, failing to connect is failing to reach the proxy."""
+    if where.proxy is None:
+        return error
+    return u3.ProxyError("Unable to connect to proxy", error)
+
+
 def _connect_error(exc: hc.HTTPCoreError, where: Endpoint) -> Exception:
     cause = exc.__cause__
     if isinstance(cause, ssl.SSLError | ssl.CertificateError):
         return u3.SSLError(cause)
     conn: typing.Any = where.connection
     if isinstance(cause, socket.gaierror):
-        return u3.NameResolutionError(where.host, conn, cause)
-    return u3.NewConnectionError(conn, f"Failed to establish a new connection: {cause or exc}")
+        host = where.host if where.proxy is None else where.proxy
+        return _via_proxy(u3.NameResolutionError(host, conn, cause), where)
+    return _via_proxy(
+        u3.NewConnectionError(conn, f"Failed to establish a new connection: {cause or exc}"), where
+    )
 
 
 def _connect_timeout(exc: hc.HTTPCoreError, where: Endpoint) -> Exception:
     conn: typing.Any = where.connection
-    return u3.ConnectTimeoutError(
-        conn, f"Connection to {where.host} timed out. (connect timeout={where.connect_timeout})"
+    return _via_proxy(
+        u3.ConnectTimeoutError(
+            conn, f"Connection to {where.host} timed out. (connect timeout={where.connect_timeout})"
+        ),
+        where,
     )
 
 

@@ -234,7 +234,6 @@ class RawResponse(io.IOBase):
         decoder = self._decoder
         if decoder is None:
             return data
-        self._has_decoded = True
         try:
             out = decoder.decode(data) if data else b""
             if flush:
@@ -245,6 +244,7 @@ class RawResponse(io.IOBase):
             raise u3.DecodeError(
                 f"Received response with content-encoding: {encoding}, but failed to decode it.", exc
             ) from exc
+        self._has_decoded = True
         return out
 
     def _next(self, decode: bool) -> bytes | None:
