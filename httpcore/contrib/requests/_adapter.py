@@ -303,7 +303,7 @@ class HTTPCoreAdapter(HTTPAdapter):
         parts = urlsplit(url)
         bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         context = make_context(key, None) if scheme == "https" else None
-        return Proxy(bare, headers=self.proxy_headers(url), ssl_context=context)
+        return Proxy(bare, headers=list(self.proxy_headers(url).items()), ssl_context=context)
 
     def close(self) -> None:
         """Close every connection; the adapter makes new ones if used again."""
