@@ -208,10 +208,48 @@ def test_https_proxy_silent_in_its_tls_handshake(raw_server: RawServerFactory) -
             assert time.monotonic() - started < LATE
 
 
-def test_tls_in_tls_origin_silent_in_its_handshake(
-    https_proxy: ProxyServer, raw_server: RawServerFactory
+def trickling(data: bytes, read_first: bool) -> typing.Callable[[RawConnection], None]:
+    """Sends ``data`` a byte every 50 ms: each read sees progress, only a deadline ends it."""
+
+    def handler(conn: RawConnection) -> None:
+        if read_first and conn.read_head() is None:
+            return
+        conn.recv()  # a TLS ClientHello when not an HTTP request
+        conn.send_slowly(data, delay=0.05)
+        conn.sleep(10)
+
+    return handler
+
+
+TRICKLES = {
+    "a CONNECT answer": (
+        trickling(b"HTTP/1.1 200 Connection established\r\nX-Pad: " + b"a" * 200, True),
+        "http",
+    ),
+    "a TLS handshake": (trickling(b"\x16\x03\x03\x01\x00" + b"\x02" * 256, False), "https"),
+}
+
+
+@pytest.mark.parametrize("case", list(TRICKLES))
+def test_trickling_proxy_ends_in_connect_timeout(raw_server: RawServerFactory, case: str) -> None:
+    handler, scheme = TRICKLES[case]
+    srv = raw_server(handler, timeout=15.0)
+    timeout = httpcore.Timeout(5.0, connect=CONNECT_TIMEOUT)
+    with httpcore.ConnectionPool(
+        proxy=f"{scheme}://127.0.0.1:{srv.port}", timeout=timeout
+    ) as http:
+        started = time.monotonic()
+        with pytest.raises(httpcore.ConnectTimeout):
+            http.request("GET", "https://localhost/")
+        assert time.monotonic() - started < LATE
+
+
+@pytest.mark.parametrize("origin", ["silent", "trickling"])
+def test_tls_in_tls_origin_stalling_in_its_handshake(
+    https_proxy: ProxyServer, raw_server: RawServerFactory, origin: str
 ) -> None:
-    srv = raw_server(silent, timeout=15.0)
+    handler = silent if origin == "silent" else TRICKLES["a TLS handshake"][0]
+    srv = raw_server(handler, timeout=15.0)
     proxy = httpcore.Proxy(https_proxy.url, auth=AUTH, ssl_context=tls.client_ssl_context())
     timeout = httpcore.Timeout(5.0, connect=CONNECT_TIMEOUT)
     with httpcore.ConnectionPool(proxy=proxy, timeout=timeout) as http:
