@@ -1,17 +1,22 @@
-"""HTTP proxies for real: forwarding and CONNECT tunnels through tinyproxy, Basic auth
-right and wrong, HTTP/1.1 and HTTP/2 origins, plain and TLS."""
+"""HTTP proxies for real: forwarding and CONNECT tunnels through tinyproxy and pproxy
+(also as an HTTPS proxy), Basic auth right and wrong, HTTP/1.1 and HTTP/2 origins,
+plain and TLS."""
 
 from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import Iterator
 
 import pytest
 
 import httpcore
 from tests.conftest import PROXY_AUTH
+from tests.servers import tls
 from tests.servers.asgi_server import HypercornServer, UvicornServer
+from tests.servers.http_proxy import PproxyHTTP
 from tests.servers.tinyproxy import TinyProxy
+from tests.servers.tls import CertFiles
 
 
 def echoed_headers(response: httpcore.Response) -> dict[str, str]:
@@ -118,3 +123,42 @@ async def test_http_proxy_1x_spelling(
         assert r.status_code == 200
     with pytest.raises(httpcore.UnsupportedProtocol):
         httpcore.AsyncHTTPProxy(proxy_url="socks5://127.0.0.1:1080")
+
+
+@pytest.fixture(scope="module")
+def pproxy_https(cert_files: CertFiles) -> Iterator[PproxyHTTP]:
+    proxy = PproxyHTTP(certs=(str(cert_files.certfile), str(cert_files.keyfile)), auth=PROXY_AUTH).start()
+    yield proxy
+    proxy.stop()
+
+
+async def test_pproxy_https_proxy_forwarding_and_tls_in_tls(
+    pproxy_https: PproxyHTTP,
+    server: UvicornServer,
+    h2_server: HypercornServer,
+    client_ssl_context: ssl.SSLContext,
+) -> None:
+    proxy = httpcore.Proxy(pproxy_https.url, auth=PROXY_AUTH, ssl_context=tls.client_ssl_context())
+    async with httpcore.AsyncConnectionPool(proxy=proxy, ssl_context=client_ssl_context, http2=True) as http:
+        for _ in range(3):
+            r = await http.request("GET", server.url + "/echo_headers")
+            assert r.status_code == 200
+            assert "proxy-authorization" not in echoed_headers(r)
+            r = await http.request("GET", f"https://localhost:{h2_server.port}/echo_headers")
+            assert r.http_version == b"HTTP/2"
+            assert "proxy-authorization" not in echoed_headers(r)
+        assert len(http.connections) == 2  # one to the proxy for http://, one tunnel
+
+
+async def test_pproxy_wrong_credentials(
+    cert_files: CertFiles, tls_server: UvicornServer, client_ssl_context: ssl.SSLContext
+) -> None:
+    pproxy = PproxyHTTP(auth=PROXY_AUTH).start()
+    try:
+        proxy = httpcore.Proxy(pproxy.url, auth=(PROXY_AUTH[0], "wrong"))
+        async with httpcore.AsyncConnectionPool(proxy=proxy, ssl_context=client_ssl_context) as http:
+            with pytest.raises(httpcore.ProxyError, match="407") as info:
+                await http.request("GET", f"https://localhost:{tls_server.port}/")
+            assert "wrong" not in str(info.value)
+    finally:
+        pproxy.stop()

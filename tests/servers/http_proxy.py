@@ -8,6 +8,7 @@ its framing intact but without the origin's ``Connection: close``, so the client
 connection to the proxy stays alive. With ``auth`` set, a request without the right
 ``Proxy-Authorization`` gets a 407 with a body. Every request head the proxy received
 is recorded in ``heads``, so tests see exactly what was sent to the proxy.
+``PproxyHTTP`` runs pproxy (PyPI) as a real HTTP or HTTPS proxy beside it.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ import base64
 import select
 import socket
 import ssl
+import subprocess
+import sys
+import time
 from urllib.parse import urlsplit
 
+from .netutil import bind_listener
 from .raw import RawConnection, RawServer
 
-__all__ = ["ProxyServer"]
+__all__ = ["PproxyHTTP", "ProxyServer"]
 
 _RELAY_TIMEOUT = 10.0
 
@@ -135,3 +140,50 @@ class ProxyServer:
                         if not data:
                             return
                         upstream.sendall(data)
+
+
+class PproxyHTTP:
+    """pproxy (PyPI, the dev extra) as an HTTP proxy, or an HTTPS one with ``certs``
+    (``(certfile, keyfile)``). Like its SOCKS mode, after one successful login it trusts
+    the client's address, so wrong-credential tests need an instance of their own."""
+
+    def __init__(self, *, certs: tuple[str, str] | None = None, auth: tuple[str, str] | None = None) -> None:
+        self.certs = certs
+        self.auth = auth
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.certs else 'http'}://localhost:{self.port}"
+
+    def start(self) -> PproxyHTTP:
+        with bind_listener("127.0.0.1") as probe:  # a free port, released for pproxy
+            self.port = probe.getsockname()[1]
+        listen = f"http{'+ssl' if self.certs else ''}://127.0.0.1:{self.port}"
+        if self.auth is not None:
+            listen += f"#{self.auth[0]}:{self.auth[1]}"
+        command = [sys.executable, "-m", "pproxy", "-l", listen]
+        if self.certs is not None:
+            command += ["--ssl", ",".join(self.certs)]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
+                return self
+            except OSError:  # noqa: PERF203 - polled until it listens
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("pproxy did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(5.0)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                process.kill()
+                process.wait(5.0)
