@@ -29,6 +29,7 @@ __all__ = [
     "HTTP11_SEND_REQUEST_BODY",
     "HTTP11_SEND_REQUEST_HEADERS",
     "RETRY",
+    "SETUP_SOCKS5_CONNECTION",
     "STARTED",
     "START_TLS",
     "STEPS",
@@ -43,6 +44,8 @@ CONNECT_TCP = "connection.connect_tcp"  # host, port, local_address, timeout, so
 CONNECT_UNIX_SOCKET = "connection.connect_unix_socket"  # path, timeout, socket_options -> stream
 START_TLS = "connection.start_tls"  # ssl_context, server_hostname, timeout -> the TLS stream
 RETRY = "connection.retry"  # delay -> None (the back-off sleep before connecting again)
+# host, port, remote_dns (never the credentials) -> the stream, now leading to the origin
+SETUP_SOCKS5_CONNECTION = "connection.setup_socks5_connection"
 HTTP11_SEND_REQUEST_HEADERS = "http11.send_request_headers"  # request -> None
 HTTP11_SEND_REQUEST_BODY = "http11.send_request_body"  # request -> None
 # request -> (http_version, status, reason_phrase, headers)
@@ -61,6 +64,7 @@ STEPS = (
     CONNECT_UNIX_SOCKET,
     START_TLS,
     RETRY,
+    SETUP_SOCKS5_CONNECTION,
     HTTP11_SEND_REQUEST_HEADERS,
     HTTP11_SEND_REQUEST_BODY,
     HTTP11_RECEIVE_RESPONSE_HEADERS,

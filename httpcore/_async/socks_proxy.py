@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import typing
 
+from .. import _trace
 from .._backends.base import AsyncNetworkStream
 from .._exceptions import (
     ConnectError,
@@ -36,6 +37,7 @@ from .._proxy import Proxy
 from .._socks import SOCKS5Handshake, SOCKSReplyError
 from .connection import time_left
 from .http_proxy import AsyncProxyConnection
+from .tracing import traced
 
 __all__ = ["AsyncSOCKSConnection", "socks5_connect"]
 
@@ -53,11 +55,23 @@ class AsyncSOCKSConnection(AsyncProxyConnection):
         self, stream: AsyncNetworkStream, request: Request, deadline: float | None
     ) -> AsyncNetworkStream:
         trace = request.extensions.get("trace")
+        if trace is None:
+            return await self._socks_connect(stream, deadline, None)
+        origin = self.origin
+        info = {"host": origin.host.decode("ascii"), "port": origin.port, "remote_dns": self._remote_dns}
+        step = _trace.SETUP_SOCKS5_CONNECTION
+        result: AsyncNetworkStream = await traced(
+            trace, step, info, self._socks_connect, stream, deadline, trace
+        )
+        return result
+
+    async def _socks_connect(
+        self, stream: AsyncNetworkStream, deadline: float | None, trace: typing.Any
+    ) -> AsyncNetworkStream:
+        """The handshake for our origin over ``stream``, or over a new connection to the
+        proxy for each further address of the origin's name (see the module's docstring)."""
         origin = self.origin
         host = origin.host.decode("ascii")
-        if trace is not None:
-            info = {"host": host, "port": origin.port, "remote_dns": self._remote_dns}
-            await trace("connection.setup_socks5_connection.started", info)
         addresses = [host]
         if not self._remote_dns and not _is_ip_address(host):
             addresses = await self._backend.resolve(host, origin.port, time_left(deadline))
@@ -83,8 +97,6 @@ class AsyncSOCKSConnection(AsyncProxyConnection):
             if current is not stream:
                 await current.aclose()  # the caller closes the first one
             raise
-        if trace is not None:
-            await trace("connection.setup_socks5_connection.complete", {"return_value": current})
         return current
 
 

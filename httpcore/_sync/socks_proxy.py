@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import typing
 
+from .. import _trace
 from .._backends.base import NetworkStream
 from .._exceptions import (
     ConnectError,
@@ -37,6 +38,7 @@ from .._proxy import Proxy
 from .._socks import SOCKS5Handshake, SOCKSReplyError
 from .connection import time_left
 from .http_proxy import ProxyConnection
+from .tracing import traced
 
 __all__ = ["SOCKSConnection", "socks5_connect"]
 
@@ -54,11 +56,23 @@ class SOCKSConnection(ProxyConnection):
         self, stream: NetworkStream, request: Request, deadline: float | None
     ) -> NetworkStream:
         trace = request.extensions.get("trace")
+        if trace is None:
+            return self._socks_connect(stream, deadline, None)
+        origin = self.origin
+        info = {"host": origin.host.decode("ascii"), "port": origin.port, "remote_dns": self._remote_dns}
+        step = _trace.SETUP_SOCKS5_CONNECTION
+        result: NetworkStream = traced(
+            trace, step, info, self._socks_connect, stream, deadline, trace
+        )
+        return result
+
+    def _socks_connect(
+        self, stream: NetworkStream, deadline: float | None, trace: typing.Any
+    ) -> NetworkStream:
+        """The handshake for our origin over ``stream``, or over a new connection to the
+        proxy for each further address of the origin's name (see the module's docstring)."""
         origin = self.origin
         host = origin.host.decode("ascii")
-        if trace is not None:
-            info = {"host": host, "port": origin.port, "remote_dns": self._remote_dns}
-            trace("connection.setup_socks5_connection.started", info)
         addresses = [host]
         if not self._remote_dns and not _is_ip_address(host):
             addresses = self._backend.resolve(host, origin.port, time_left(deadline))
@@ -84,8 +98,6 @@ class SOCKSConnection(ProxyConnection):
             if current is not stream:
                 current.close()  # the caller closes the first one
             raise
-        if trace is not None:
-            trace("connection.setup_socks5_connection.complete", {"return_value": current})
         return current
 
 

@@ -458,6 +458,17 @@ async def test_trace_events_and_repr(raw_server: RawServerFactory, server: Uvico
     assert json.dumps([name for name, _ in recorder.events])
 
 
+async def test_trace_of_a_refusal(raw_server: RawServerFactory) -> None:
+    srv = raw_server(SOCKSScript(reply_code=0x04))
+    recorder = Recorder()
+    async with httpcore.AsyncConnectionPool(proxy=socks_url(srv.port, "socks5h")) as http:
+        with pytest.raises(httpcore.ProxyError, match="host unreachable"):
+            await http.request("GET", "http://origin.example/", extensions={"trace": recorder})
+    name, info = recorder.events[-1]
+    assert name == "connection.setup_socks5_connection.failed"
+    assert isinstance(info["exception"], httpcore.ProxyError)
+
+
 async def test_proxy_reached_over_a_unix_socket(
     raw_server: RawServerFactory, server: UvicornServer, tmp_path: pathlib.Path
 ) -> None:
