@@ -202,7 +202,8 @@ async def test_cancel_http11_tls_handshake_at_every_step(
 TRACE_EVENTS = [
     name + suffix
     for name in _trace.STEPS
-    if name not in (_trace.CONNECT_UNIX_SOCKET, _trace.RETRY)  # neither happens here
+    # None of these happens here (SOCKS: tests/test_socks_async_only.py).
+    if name not in (_trace.CONNECT_UNIX_SOCKET, _trace.RETRY, _trace.SETUP_SOCKS5_CONNECTION)
     for suffix in (_trace.STARTED, _trace.COMPLETE)
 ]
 

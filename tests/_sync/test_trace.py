@@ -230,7 +230,7 @@ def test_unix_socket_events(tmp_path: typing.Any) -> None:
 
 
 def test_the_table_is_1x_vocabulary() -> None:
-    assert len(set(_trace.STEPS)) == len(_trace.STEPS) == 15
+    assert len(set(_trace.STEPS)) == len(_trace.STEPS) == 16
     for step in _trace.STEPS:
         layer, _, name = step.partition(".")
         assert layer in ("connection", "http11", "http2") and name.isidentifier()
