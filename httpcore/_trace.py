@@ -28,6 +28,7 @@ __all__ = [
     "HTTP11_RESPONSE_CLOSED",
     "HTTP11_SEND_REQUEST_BODY",
     "HTTP11_SEND_REQUEST_HEADERS",
+    "PROXY_CONNECT",
     "RETRY",
     "SETUP_SOCKS5_CONNECTION",
     "STARTED",
@@ -58,6 +59,10 @@ HTTP2_SEND_REQUEST_BODY = "http2.send_request_body"  # request, stream_id -> Non
 HTTP2_RECEIVE_RESPONSE_HEADERS = "http2.receive_response_headers"  # request, stream_id -> (status, headers)
 HTTP2_RECEIVE_RESPONSE_BODY = "http2.receive_response_body"  # request, stream_id -> None (spans the body)
 HTTP2_RESPONSE_CLOSED = "http2.response_closed"  # stream_id -> None
+
+# Ours, not 1.x's: the CONNECT exchange of a tunnel through an HTTP proxy. Its head holds
+# the proxy's credentials, so it is reported as this one step, not as HTTP/1.1 steps.
+PROXY_CONNECT = "connection.proxy_connect"  # origin -> None
 
 STEPS = (
     CONNECT_TCP,

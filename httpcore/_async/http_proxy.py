@@ -24,6 +24,7 @@ import typing
 
 import h11
 
+from .. import _trace
 from .._backends.base import AsyncNetworkStream
 from .._config import MAX_INFORMATIONAL, default_ssl_context
 from .._exceptions import (
@@ -38,6 +39,7 @@ from .._exceptions import (
 from .._models import URL, Origin, Request, Response
 from .._proxy import Proxy
 from .connection import AsyncHTTPConnection, time_left
+from .tracing import traced
 
 __all__ = ["AsyncForwardHTTPConnection", "AsyncProxyConnection", "AsyncTunnelHTTPConnection"]
 
@@ -68,12 +70,14 @@ class AsyncProxyConnection(AsyncHTTPConnection):
             return stream
         context = proxy.ssl_context or default_ssl_context()
         server_hostname = self._remote[0]
-        if trace is not None:
-            await trace("connection.start_tls.started", {"server_hostname": server_hostname})
-        stream = await stream.start_tls(context, server_hostname, time_left(deadline))
-        if trace is not None:
-            await trace("connection.start_tls.complete", {"return_value": stream})
-        return stream
+        timeout = time_left(deadline)
+        if trace is None:
+            return await stream.start_tls(context, server_hostname, timeout)
+        info = {"ssl_context": context, "server_hostname": server_hostname, "timeout": timeout}
+        tls_stream: AsyncNetworkStream = await traced(
+            trace, _trace.START_TLS, info, stream.start_tls, context, server_hostname, timeout
+        )
+        return tls_stream
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.origin} via {self._proxy.origin}] {self._connection!r}>"
@@ -123,12 +127,12 @@ class AsyncForwardHTTPConnection(AsyncProxyConnection):
 
 
 def _traced_as(trace: typing.Any, forwarded: Request, request: Request) -> typing.Any:
-    async def traced(name: str, info: dict[str, typing.Any]) -> None:
+    async def report(name: str, info: dict[str, typing.Any]) -> None:
         if info.get("request") is forwarded:
             info = {**info, "request": request}
         await trace(name, info)
 
-    return traced
+    return report
 
 
 class AsyncTunnelHTTPConnection(AsyncProxyConnection):
@@ -139,11 +143,11 @@ class AsyncTunnelHTTPConnection(AsyncProxyConnection):
     ) -> AsyncNetworkStream:
         trace = request.extensions.get("trace")
         stream = await self._proxy_tls(stream, deadline, trace)
-        if trace is not None:
-            await trace("connection.proxy_connect.started", {"origin": str(self.origin)})
-        await open_tunnel(stream, self.origin, self._proxy.headers, deadline)
-        if trace is not None:
-            await trace("connection.proxy_connect.complete", {"origin": str(self.origin)})
+        arguments = (stream, self.origin, self._proxy.headers, deadline)
+        if trace is None:
+            await open_tunnel(*arguments)
+        else:  # reported without the headers: they hold the proxy's credentials
+            await traced(trace, _trace.PROXY_CONNECT, {"origin": self.origin}, open_tunnel, *arguments)
         return stream
 
 

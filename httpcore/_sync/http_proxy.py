@@ -25,6 +25,7 @@ import typing
 
 import h11
 
+from .. import _trace
 from .._backends.base import NetworkStream
 from .._config import MAX_INFORMATIONAL, default_ssl_context
 from .._exceptions import (
@@ -39,6 +40,7 @@ from .._exceptions import (
 from .._models import URL, Origin, Request, Response
 from .._proxy import Proxy
 from .connection import HTTPConnection, time_left
+from .tracing import traced
 
 __all__ = ["ForwardHTTPConnection", "ProxyConnection", "TunnelHTTPConnection"]
 
@@ -69,12 +71,14 @@ class ProxyConnection(HTTPConnection):
             return stream
         context = proxy.ssl_context or default_ssl_context()
         server_hostname = self._remote[0]
-        if trace is not None:
-            trace("connection.start_tls.started", {"server_hostname": server_hostname})
-        stream = stream.start_tls(context, server_hostname, time_left(deadline))
-        if trace is not None:
-            trace("connection.start_tls.complete", {"return_value": stream})
-        return stream
+        timeout = time_left(deadline)
+        if trace is None:
+            return stream.start_tls(context, server_hostname, timeout)
+        info = {"ssl_context": context, "server_hostname": server_hostname, "timeout": timeout}
+        tls_stream: NetworkStream = traced(
+            trace, _trace.START_TLS, info, stream.start_tls, context, server_hostname, timeout
+        )
+        return tls_stream
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.origin} via {self._proxy.origin}] {self._connection!r}>"
@@ -124,12 +128,12 @@ class ForwardHTTPConnection(ProxyConnection):
 
 
 def _traced_as(trace: typing.Any, forwarded: Request, request: Request) -> typing.Any:
-    def traced(name: str, info: dict[str, typing.Any]) -> None:
+    def report(name: str, info: dict[str, typing.Any]) -> None:
         if info.get("request") is forwarded:
             info = {**info, "request": request}
         trace(name, info)
 
-    return traced
+    return report
 
 
 class TunnelHTTPConnection(ProxyConnection):
@@ -140,11 +144,11 @@ class TunnelHTTPConnection(ProxyConnection):
     ) -> NetworkStream:
         trace = request.extensions.get("trace")
         stream = self._proxy_tls(stream, deadline, trace)
-        if trace is not None:
-            trace("connection.proxy_connect.started", {"origin": str(self.origin)})
-        open_tunnel(stream, self.origin, self._proxy.headers, deadline)
-        if trace is not None:
-            trace("connection.proxy_connect.complete", {"origin": str(self.origin)})
+        arguments = (stream, self.origin, self._proxy.headers, deadline)
+        if trace is None:
+            open_tunnel(*arguments)
+        else:  # reported without the headers: they hold the proxy's credentials
+            traced(trace, _trace.PROXY_CONNECT, {"origin": self.origin}, open_tunnel, *arguments)
         return stream
 
 

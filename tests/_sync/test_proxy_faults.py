@@ -78,10 +78,32 @@ def test_https_proxy_forwards_on_one_kept_alive_connection(
 
 def test_tls_in_tls_http2_origin(https_proxy: ProxyServer, h2_server: HypercornServer) -> None:
     proxy = httpcore.Proxy(https_proxy.url, auth=AUTH, ssl_context=tls.client_ssl_context())
+    events: list[tuple[str, typing.Any]] = []
+
+    def trace(name: str, info: typing.Any) -> None:
+        events.append((name, info))
+
     with httpcore.ConnectionPool(
         proxy=proxy, ssl_context=tls.client_ssl_context(), http2=True
     ) as http:
-        r = http.request("GET", f"https://localhost:{h2_server.port}/stream?size=1000000&chunk=30000")
+        url = f"https://localhost:{h2_server.port}/stream?size=1000000&chunk=30000"
+        r = http.request("GET", url, extensions={"trace": trace})
+        connect = [name for name, _ in events if name.startswith("connection.")]
+        assert connect == [
+            "connection.connect_tcp.started",
+            "connection.connect_tcp.complete",
+            "connection.start_tls.started",  # to the proxy
+            "connection.start_tls.complete",
+            "connection.proxy_connect.started",
+            "connection.proxy_connect.complete",
+            "connection.start_tls.started",  # to the origin, inside the tunnel
+            "connection.start_tls.complete",
+        ]
+        hostnames = [
+            info["server_hostname"] for name, info in events if name == "connection.start_tls.started"
+        ]
+        assert hostnames == ["127.0.0.1", "localhost"]
+        assert AUTH[1] not in repr(events)
         assert r.http_version == b"HTTP/2"
         assert len(r.body) == 1_000_000
         r = http.request("POST", f"https://localhost:{h2_server.port}/echo_body", body=b"x" * 200_000)
@@ -116,9 +138,15 @@ def test_connect_refused_with_407_names_status_and_hides_credentials(
 ) -> None:
     proxy = httpcore.Proxy(f"http://proxy-user:wrong-secret@127.0.0.1:{http_proxy.port}")
     with httpcore.ConnectionPool(proxy=proxy, ssl_context=tls.client_ssl_context()) as http:
+        events: list[tuple[str, typing.Any]] = []
+
+        def trace(name: str, info: typing.Any) -> None:
+            events.append((name, info))
+
         with pytest.raises(httpcore.ProxyError, match="407 Proxy Authentication Required") as info:
-            http.request("GET", f"https://localhost:{tls_server.port}/")
+            http.request("GET", f"https://localhost:{tls_server.port}/", extensions={"trace": trace})
         assert "wrong-secret" not in str(info.value)
+        assert events[-1] == ("connection.proxy_connect.failed", {"exception": info.value})
         assert http.connections == []
 
 
