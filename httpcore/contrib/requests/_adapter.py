@@ -32,14 +32,16 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 import requests.exceptions as rq
 from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES, HTTPAdapter
-from requests.utils import prepend_scheme_if_needed, select_proxy
+from requests.cookies import extract_cookies_to_jar
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers, prepend_scheme_if_needed, select_proxy
 from urllib3 import exceptions as u3
 from urllib3.util import Timeout as Urllib3Timeout
 from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 from ... import _exceptions as hc
-from ..._models import URL, Request
+from ..._models import URL, Request, enforce_headers
 from ..._proxy import Proxy
 from ..._sync.connection_pool import ConnectionPool
 from ._errors import Endpoint, requests_error, send_error
@@ -99,6 +101,19 @@ class Pools:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [pools: {len(self.pools)}]>"
+
+
+def _case_insensitive(joined: dict[str, tuple[str, str]]) -> CaseInsensitiveDict[str]:
+    """requests' header dict holding ``joined`` (lower-case name: (name, value)), which
+    is the layout of its ``_store``; filled key by key if that layout ever changes."""
+    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
+    store = getattr(headers, "_store", None)
+    if isinstance(store, dict) and not store:
+        store.update(joined)
+    else:  # pragma: no cover - requests' layout since 1.0
+        for name, value in joined.values():
+            headers[name] = value
+    return headers
 
 
 class _SplitURL(typing.NamedTuple):
@@ -161,6 +176,20 @@ def _timeouts(timeout: typing.Any) -> dict[str, float | None]:
         return _plain_timeouts(timeout)
     except TypeError:  # unhashable: a list, say
         return _plain_timeouts.__wrapped__(timeout)
+
+
+@functools.lru_cache(maxsize=256)
+def _valid_headers(items: tuple[tuple[typing.Any, typing.Any], ...]) -> list[tuple[bytes, bytes]]:
+    return enforce_headers(items)
+
+
+def _checked_headers(items: tuple[tuple[typing.Any, typing.Any], ...]) -> list[tuple[bytes, bytes]]:
+    """The request's headers, checked as the core checks them (sessions send the same
+    headers again and again, so the check is cached); a fresh list each time."""
+    try:
+        return list(_valid_headers(items))
+    except TypeError:  # unhashable: checked without the cache, and refused there
+        return enforce_headers(items)
 
 
 def _blocks(body: typing.Any) -> Iterator[bytes]:
@@ -344,12 +373,9 @@ class HTTPCoreAdapter(HTTPAdapter):
         position = body.tell() if hasattr(body, "tell") and hasattr(body, "seek") else None  # type: ignore[union-attr]
         try:
             hc_request = Request(
-                method,
-                split.url,
-                headers=list(request.headers.items()),
-                content=_content(body, chunked),
-                extensions={"timeout": timeouts},
+                method, split.url, content=_content(body, chunked), extensions={"timeout": timeouts}
             )
+            hc_request.headers = _checked_headers(tuple(request.headers.items()))
         except hc.LocalProtocolError as exc:
             raise rq.InvalidHeader(exc, request=request) from None
         retries: Retry = self.max_retries
@@ -383,7 +409,7 @@ class HTTPCoreAdapter(HTTPAdapter):
                 hc_request.content = self._rewind(body, position, chunked, hc_request.content)
                 continue
             raw = RawResponse(response, endpoint, method, retries, functools.partial(manager.release, pool))
-            if retries.is_retry(method, raw.status, "Retry-After" in raw.headers):
+            if retries.is_retry(method, raw.status, raw.header("retry-after") is not None):
                 try:
                     retries = retries.increment(method, endpoint.target, response=raw, _pool=endpoint)  # type: ignore[arg-type]
                 except u3.MaxRetryError as exc:
@@ -398,6 +424,24 @@ class HTTPCoreAdapter(HTTPAdapter):
                 hc_request.content = self._rewind(body, position, chunked, hc_request.content)
                 continue
             return self.build_response(request, raw)
+
+    def build_response(self, req: requests.PreparedRequest, resp: typing.Any) -> requests.Response:
+        """``HTTPAdapter.build_response``, with the header dict filled from ours at once."""
+        if not isinstance(resp, RawResponse):
+            return super().build_response(req, resp)
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = _case_insensitive(resp.joined_headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        url = req.url
+        response.url = url.decode("utf-8") if isinstance(url, bytes) else typing.cast(str, url)
+        if resp.has_cookies:  # else requests' extraction would find nothing
+            extract_cookies_to_jar(response.cookies, req, resp)
+        response.request = req
+        response.connection = self
+        return response
 
     @staticmethod
     def _rewind(body: typing.Any, position: int | None, chunked: bool, content: typing.Any) -> typing.Any:

@@ -29,25 +29,35 @@ from ..._models import Response
 from ._decoders import Decoder, make_decoder
 from ._errors import Endpoint, body_error
 
-__all__ = ["HeaderMessage", "OriginalResponse", "RawResponse", "make_headers"]
+__all__ = ["HeaderMessage", "Joined", "OriginalResponse", "RawResponse", "make_headers"]
 
 _VERSIONS = {b"HTTP/1.1": 11, b"HTTP/2": 20, b"HTTP/1.0": 10, b"HTTP/0.9": 9}
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _COOKIE_HEADERS = frozenset({"set-cookie", "set-cookie2"})
 
 
-def make_headers(pairs: list[tuple[bytes, bytes]]) -> tuple[HTTPHeaderDict, list[tuple[str, str]], bool]:
-    """urllib3's header dict (repeated fields joined with ", "), the fields as text in
-    order, and whether any of them sets a cookie."""
-    headers = HTTPHeaderDict()
-    fields = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in pairs]
+Joined = dict[str, tuple[str, str]]
+
+
+def make_headers(pairs: list[tuple[bytes, bytes]]) -> tuple[list[tuple[str, str]], Joined, bool]:
+    """The fields as text in order; each name once, lower-cased, to (name as first
+    spelled, values joined with ", " as urllib3 joins them); whether any sets a cookie."""
+    fields: list[tuple[str, str]] = []
+    joined: Joined = {}
     cookies = False
-    add = headers.add
-    for name, value in fields:
-        add(name, value)
-        if not cookies and name.lower() in _COOKIE_HEADERS:
+    for raw_name, raw_value in pairs:
+        name = raw_name.decode("latin-1")
+        value = raw_value.decode("latin-1")
+        fields.append((name, value))
+        lower = name.lower()
+        seen = joined.get(lower)
+        if seen is None:
+            joined[lower] = (name, value)
+        else:
+            joined[lower] = (seen[0], f"{seen[1]}, {value}")
+        if lower in _COOKIE_HEADERS:
             cookies = True
-    return headers, fields, cookies
+    return fields, joined, cookies
 
 
 class HeaderMessage:
@@ -174,7 +184,8 @@ class RawResponse(io.IOBase):
                 self.reason = http.HTTPStatus(self.status).phrase
             except ValueError:
                 self.reason = ""
-        self.headers, self._fields, self._with_cookies = make_headers(response.headers)
+        self._fields, self._joined, self._with_cookies = make_headers(response.headers)
+        self._headers: HTTPHeaderDict | None = None
         self.decode_content = False
         self.retries = retries
         self._request_method = request_method
@@ -189,14 +200,49 @@ class RawResponse(io.IOBase):
         self._body: bytes | None = None
         self._original: OriginalResponse | None = None
         self._expected = self._content_length()
-        self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+        self.chunked = "chunked" in (self.header("transfer-encoding") or "").lower()
+
+    @property
+    def headers(self) -> HTTPHeaderDict:
+        """urllib3's header dict, made on first use (requests itself never needs it)."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = HTTPHeaderDict()
+            for name, value in self._fields:
+                headers.add(name, value)
+        return headers
+
+    @headers.setter
+    def headers(self, value: HTTPHeaderDict) -> None:
+        self._headers = value
+
+    def header(self, lower_name: str) -> str | None:
+        """One header's value (repeated fields joined), by its lower-case name."""
+        headers = self._headers
+        if headers is not None:
+            value: str | None = headers.get(lower_name)
+            return value
+        item = self._joined.get(lower_name)
+        return None if item is None else item[1]
+
+    @property
+    def joined_headers(self) -> Joined:
+        """Lower-case name to (name, joined values): the layout of requests' header dict."""
+        if self._headers is None:
+            return self._joined
+        joined: Joined = {}
+        for name in self._headers:
+            joined[name.lower()] = (name, self._headers[name])
+        return joined
 
     def _content_length(self) -> int | None:
         if self._request_method == "HEAD" or self.status in (204, 304) or 100 <= self.status < 200:
             return 0
-        value = self.headers.get("content-length")
+        value = self.header("content-length")
         if value is None:
             return None
+        if value.isdigit():
+            return int(value)
         try:
             lengths = {int(part) for part in value.split(",")}
         except ValueError:
@@ -228,7 +274,7 @@ class RawResponse(io.IOBase):
     def _decode(self, data: bytes, flush: bool) -> bytes:
         if not self._decoder_ready:
             self._decoder_ready = True
-            encoding = self.headers.get("content-encoding")
+            encoding = self.header("content-encoding")
             if encoding:
                 self._decoder = make_decoder(encoding)
         decoder = self._decoder
@@ -240,7 +286,7 @@ class RawResponse(io.IOBase):
                 out += decoder.flush()
         except Exception as exc:
             self._decoder = None
-            encoding = self.headers.get("content-encoding")
+            encoding = self.header("content-encoding")
             raise u3.DecodeError(
                 f"Received response with content-encoding: {encoding}, but failed to decode it.", exc
             ) from exc
@@ -448,16 +494,20 @@ class RawResponse(io.IOBase):
 
     def get_redirect_location(self) -> str | typing.Literal[False] | None:
         if self.status in _REDIRECTS:
-            location: str | None = self.headers.get("location")
-            return location
+            return self.header("location")
         return False
 
     def getheaders(self) -> HTTPHeaderDict:
         return self.headers
 
     def getheader(self, name: str, default: str | None = None) -> str | None:
-        value: str | None = self.headers.get(name, default)
-        return value
+        value = self.header(name.lower())
+        return default if value is None else value
+
+    @property
+    def has_cookies(self) -> bool:
+        """Whether a field sets a cookie (else requests' cookie extraction has nothing to do)."""
+        return self._with_cookies
 
     def info(self) -> HTTPHeaderDict:
         return self.headers
