@@ -64,6 +64,7 @@ class AsyncHTTPProxy(AsyncConnectionPool):
             network_backend=network_backend,
             **options,
         )
+        self._proxy_url = proxy.url  # 1.x's attribute, read by httpx (its tests do); no userinfo
 
 
 class AsyncSOCKSProxy(AsyncConnectionPool):
@@ -103,3 +104,4 @@ class AsyncSOCKSProxy(AsyncConnectionPool):
             network_backend=network_backend,
             **options,
         )
+        self._proxy_url = proxy.url  # 1.x's attribute, read by httpx (its tests do); no userinfo

@@ -65,6 +65,7 @@ class HTTPProxy(ConnectionPool):
             network_backend=network_backend,
             **options,
         )
+        self._proxy_url = proxy.url  # 1.x's attribute, read by httpx (its tests do); no userinfo
 
 
 class SOCKSProxy(ConnectionPool):
@@ -104,3 +105,4 @@ class SOCKSProxy(ConnectionPool):
             network_backend=network_backend,
             **options,
         )
+        self._proxy_url = proxy.url  # 1.x's attribute, read by httpx (its tests do); no userinfo

@@ -153,6 +153,14 @@ def test_socks_proxy_1x_spelling_without_auth(
         assert http._limits.max_connections == 2
 
 
+def test_1x_pools_expose_the_proxy_url_without_credentials() -> None:
+    socks = httpcore.SOCKSProxy(proxy_url="socks5h://user:pw@localhost:1081")
+    assert socks._proxy_url == httpcore.URL(scheme=b"socks5h", host=b"localhost", port=1081, target=b"/")
+    http = httpcore.HTTPProxy(proxy_url="http://user:pw@localhost:123", proxy_auth=("a", "b"))
+    assert http._proxy_url == httpcore.URL(scheme=b"http", host=b"localhost", port=123, target=b"/")
+    assert "pw" not in repr(socks._proxy_url) + repr(http._proxy_url)
+
+
 def test_socks_proxy_1x_spelling_refusals() -> None:
     with pytest.raises(httpcore.UnsupportedProtocol, match="socks5"):
         httpcore.SOCKSProxy(proxy_url="http://127.0.0.1:3128")
