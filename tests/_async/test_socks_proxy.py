@@ -258,6 +258,30 @@ async def test_credentials_go_to_the_proxy_only(raw_server: RawServerFactory, se
     assert script.greetings == [b"\x05\x02\x02\x00"]
 
 
+async def test_percent_encoded_credentials_from_the_url(
+    raw_server: RawServerFactory, server: UvicornServer
+) -> None:
+    script = SOCKSScript(auth=(b"me@home", b"p@ss:w/rd%"))
+    srv = raw_server(script)
+    proxy = f"socks5://me%40home:p%40ss%3Aw%2Frd%25@127.0.0.1:{srv.port}"
+    async with httpcore.AsyncConnectionPool(proxy=proxy) as http:
+        r = await http.request("GET", server.url + "/")
+        assert r.status_code == 200
+        assert "p%40ss" not in repr(http.connections) and "p@ss" not in repr(http.connections)
+    assert script.credentials == [(b"me@home", b"p@ss:w/rd%")]
+
+
+async def test_credentials_too_long_for_rfc1929(raw_server: RawServerFactory) -> None:
+    script = SOCKSScript(auth=(b"u", b"p"))
+    srv = raw_server(script)
+    proxy = httpcore.Proxy(socks_url(srv.port), auth=("u" * 256, "p"))
+    async with httpcore.AsyncConnectionPool(proxy=proxy) as http:
+        with pytest.raises(httpcore.ProxyError, match="user name is 256 bytes long"):
+            await http.request("GET", "http://127.0.0.1:1/")
+        assert http.connections == []
+    assert script.credentials == []  # refused before anything was sent
+
+
 @pytest.mark.parametrize("code", sorted(REPLY_MESSAGES))
 async def test_every_reply_code(raw_server: RawServerFactory, code: int) -> None:
     srv = raw_server(SOCKSScript(reply_code=code))
