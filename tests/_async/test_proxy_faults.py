@@ -16,7 +16,7 @@ import httpcore
 from tests.servers import tls
 from tests.servers.asgi_server import HypercornServer, UvicornServer
 from tests.servers.http_proxy import ProxyServer
-from tests.servers.netutil import bind_listener
+from tests.servers.netutil import bind_listener, has_ipv6_loopback
 from tests.servers.raw import RawConnection, RawServerFactory
 
 AUTH = ("proxy-user", "pass-w0rd!")
@@ -162,10 +162,31 @@ async def test_proxy_refusing_connections_is_connect_error() -> None:
     sock = bind_listener("127.0.0.1")
     port = sock.getsockname()[1]
     sock.close()
+    events: list[str] = []
+
+    async def trace(name: str, info: typing.Any) -> None:
+        events.append(name)
+
     async with httpcore.AsyncConnectionPool(proxy=f"http://127.0.0.1:{port}", retries=1) as http:
         for url in ("http://example.com/", "https://example.com/"):
             with pytest.raises(httpcore.ConnectError):
-                await http.request("GET", url)
+                await http.request("GET", url, extensions={"trace": trace})
+    assert events.count("connection.retry.started") == 2  # the pool's retries apply to the proxy
+
+
+async def test_proxy_on_ipv6_loopback(server: UvicornServer, tls_server: UvicornServer) -> None:
+    if not has_ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback")
+    proxy_server = ProxyServer(auth=AUTH, host="::1").start()
+    try:
+        proxy = httpcore.Proxy(proxy_server.url, auth=AUTH)
+        assert proxy.origin.host == b"::1"
+        async with httpcore.AsyncConnectionPool(proxy=proxy, ssl_context=tls.client_ssl_context()) as http:
+            assert (await http.request("GET", server.url)).status_code == 200
+            assert (await http.request("GET", f"https://localhost:{tls_server.port}/")).status_code == 200
+    finally:
+        proxy_server.stop()
+    assert proxy_server.connections == 2
 
 
 async def test_pool_options_apply_to_the_proxy_connection(

@@ -22,7 +22,7 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from .netutil import bind_listener
+from .netutil import bind_listener, format_url
 from .raw import RawConnection, RawServer
 
 __all__ = ["PproxyHTTP", "ProxyServer"]
@@ -31,17 +31,22 @@ _RELAY_TIMEOUT = 10.0
 
 
 class ProxyServer:
-    """Forwarding and CONNECT on 127.0.0.1; TLS to clients with ``ssl_context``."""
+    """Forwarding and CONNECT on ``host`` (127.0.0.1); TLS to clients with ``ssl_context``."""
 
     def __init__(
-        self, *, ssl_context: ssl.SSLContext | None = None, auth: tuple[str, str] | None = None
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        auth: tuple[str, str] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.heads: list[bytes] = []
         self.connections = 0
         self._expected = (
             None if auth is None else b"Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode())
         )
-        self._server = RawServer(self._handle, ssl_context=ssl_context, timeout=_RELAY_TIMEOUT)
+        self.host = host
+        self._server = RawServer(self._handle, host=host, ssl_context=ssl_context, timeout=_RELAY_TIMEOUT)
         self.scheme = "https" if ssl_context is not None else "http"
 
     @property
@@ -50,7 +55,7 @@ class ProxyServer:
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
+        return format_url(self.scheme, self.host, self.port)
 
     def start(self) -> ProxyServer:
         self._server.start()
