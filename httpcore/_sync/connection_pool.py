@@ -51,7 +51,6 @@ from .._exceptions import (
     UnsupportedProtocol,
 )
 from .._models import URL, HeaderTypes, Origin, Request, RequestContent, Response
-from .._proxy import Proxy
 from .._synchronization import SyncStateLock, SyncWaiter, SyncWaiterTimeouts
 from . import routes
 from .connection import alpn_protocols, require_h2
@@ -78,7 +77,7 @@ class ConnectionPool:
         http1: bool = True,
         http2: bool = False,
         retries: int = 0,
-        proxy: Proxy | URL | bytes | str | None = None,
+        proxy: routes.ProxyArgument = None,
         local_address: str | None = None,
         uds: str | None = None,
         socket_options: Iterable[SocketOption] | None = None,
@@ -116,7 +115,6 @@ class ConnectionPool:
         self._uds = uds
         self._socket_options = socket_options
         self._network_backend = network_backend
-        self._proxy = proxy
         # The connection layer decides how origins are reached (directly or through the
         # proxy): ``_key`` files a request's URL under a pool key, ``_factory`` makes a
         # connection for a key.

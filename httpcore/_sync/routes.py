@@ -25,8 +25,10 @@ from .connection import HTTPConnection
 from .http_proxy import ForwardHTTPConnection, TunnelHTTPConnection
 from .interfaces import ConnectionInterface
 
-__all__ = ["ROUTES", "connection_factory"]
+__all__ = ["ROUTES", "ProxyArgument", "connection_factory"]
 
+# What a pool's ``proxy=`` takes: a Proxy, its URL, or None for direct connections.
+ProxyArgument = typing.Union[Proxy, URL, bytes, str, None]
 Key = Callable[[URL], Origin]
 Create = Callable[[Origin], ConnectionInterface]
 ConnectionClass = Callable[..., ConnectionInterface]
@@ -62,7 +64,7 @@ ROUTES: dict[tuple[bytes, bytes], Callable[[], ConnectionClass]] = {
 _origin_of: Key = operator.attrgetter("origin")
 
 
-def connection_factory(proxy: Proxy | URL | bytes | str | None, **options: typing.Any) -> tuple[Key, Create]:
+def connection_factory(proxy: ProxyArgument, **options: typing.Any) -> tuple[Key, Create]:
     """The pool's ``key`` and ``create`` functions for this proxy (a ``Proxy``, or its
     URL; or None). ``options`` are ``AsyncHTTPConnection``'s keyword arguments; proxy
     connections also get ``proxy``."""
