@@ -46,6 +46,7 @@ SHORT = {
     "tls_async": "TLS new conn async",
     "h2_seq_async": "h2 seq async",
     "h2_100_streams": "h2 100 streams/1 conn",
+    "h2_threads_8": "h2 8 threads/1 conn",
 }
 
 DASH = "—"
@@ -162,6 +163,17 @@ def markdown(doc: dict[str, Any]) -> str:
                 + [f"{r[s]['throughput']:.2f}" if s in r and r[s]["throughput"] else DASH for s in scenarios]
             )
         parts.append(_table(["peer", *head[1:]], rows))
+
+    if doc.get("adapter_ratios"):
+        parts.append(
+            "\n## requests on HTTPCoreAdapter ÷ requests on its default adapter (urllib3): CPU µs/req\n\n"
+        )
+        r = doc["adapter_ratios"]
+        parts.append(
+            _table(
+                ["", *head[1:]], [["ratio"] + [f"{r[s]['cpu']:.2f}" if s in r else DASH for s in scenarios]]
+            )
+        )
 
     parts.append("\n## Spread: max ÷ min of CPU µs/req across rounds\n\n")
     parts.append("How noisy each figure is; above ~1.3 treat small differences as noise.\n\n")

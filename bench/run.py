@@ -70,6 +70,7 @@ SCENARIO_ORDER = [
     "tls_async",
     "h2_seq_async",
     "h2_100_streams",
+    "h2_threads_8",
 ]
 
 
@@ -91,6 +92,8 @@ CLIENTS: list[Client] = [
     Client("aiohttp+uvloop", "aiohttp_client.py", "peers", tuple(ASYNC), ("--loop", "uvloop")),
     Client("urllib3", "urllib3_client.py", "peers", tuple(SYNC)),
     Client("requests", "requests_client.py", "peers", tuple(SYNC)),
+    # requests with our transport adapter, against "requests" above (same Session set-up).
+    Client("requests+httpcore", "requests_httpcore.py", "ours", (*SYNC, "h2_threads_8")),
     Client("h11 floor", "h11_client.py", "peers", tuple(SYNC), floor=True),
     Client("raw socket floor", "raw_socket.py", "peers", tuple(SYNC), floor=True),
     Client("raw asyncio floor", "raw_asyncio.py", "peers", tuple(ASYNC), floor=True),
@@ -327,7 +330,14 @@ def summarise(plan: Plan) -> dict[str, Any]:
                 "cpu": a["cpu_us_per_req"] / b["cpu_us_per_req"] if b["cpu_us_per_req"] else None,
                 "throughput": a[tp] / b[tp] if b[tp] else None,
             }
-    return {"summary": summary, "ratios": ratios}
+    # requests on our adapter against requests on its default (urllib3) adapter.
+    adapter: dict[str, Any] = {}
+    for s in plan.scenarios:
+        a = summary.get("requests+httpcore", {}).get(s)
+        b = summary.get("requests", {}).get(s)
+        if a and b and a["ok"] and b["ok"] and b["cpu_us_per_req"]:
+            adapter[s] = {"cpu": a["cpu_us_per_req"] / b["cpu_us_per_req"]}
+    return {"summary": summary, "ratios": ratios, "adapter_ratios": adapter}
 
 
 def versions(python: str | None, modules: list[str]) -> dict[str, str]:

@@ -64,6 +64,8 @@ SCENARIOS: dict[str, Scenario] = {
     # HTTP/2 over TLS (ALPN h2), GET / on ONE connection: sequential, and 100 concurrent streams.
     "h2_seq_async": Scenario("async", "h2", 1, 1),
     "h2_100_streams": Scenario("async", "h2", 1, 100),
+    # HTTP/2 from 8 threads sharing one sync client (and so one connection).
+    "h2_threads_8": Scenario("sync", "h2", 1, 8),
 }
 
 
@@ -227,8 +229,8 @@ def run_sync(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
         def one() -> tuple[int, int]:
             return cls.tls_get(url, ca)  # type: ignore[no-any-return]
     else:
-        client = cls(sc.connections)
-        if sc.op == "get":
+        client = cls(sc.connections, cfg.ca) if sc.op == "h2" else cls(sc.connections)
+        if sc.op in ("get", "h2"):
 
             def one() -> tuple[int, int]:
                 return client.get(url)  # type: ignore[no-any-return]
@@ -247,10 +249,13 @@ def run_sync(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
         _, slow0 = _sync_loop(one, sc.op, sc.workers, wn, time.perf_counter() + ws)
         with _Meter() as m:
             n, slow = _sync_loop(one, sc.op, sc.workers, cfg.count, time.perf_counter() + cfg.seconds)
+        extra = _check_h2_version(client.version(url), url, sc.connections) if sc.op == "h2" else {}
     finally:
         if client is not None:
             client.close()
-    return _result(cfg, sc, n, max(slow0, slow), m)
+    res = _result(cfg, sc, n, max(slow0, slow), m)
+    res.update(extra)
+    return res
 
 
 async def _run_async(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
@@ -301,7 +306,10 @@ async def _check_h2(client: Any, url: str, connections: int) -> dict[str, Any]:
     The version comes from one more request through the adapter; the connections are
     the process's open TCP sockets to the h2 port (Linux /proc; skipped elsewhere).
     """
-    version = await client.version(url)
+    return _check_h2_version(await client.version(url), url, connections)
+
+
+def _check_h2_version(version: str, url: str, connections: int) -> dict[str, Any]:
     if version != "HTTP/2":
         raise CheckError(f"h2: the client spoke {version!r}, not HTTP/2")
     port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
@@ -372,11 +380,14 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
 
 
-def main(sync_cls: Any = None, async_cls: Any = None, h2_cls: Any = None) -> None:
+def main(sync_cls: Any = None, async_cls: Any = None, h2_cls: Any = None, h2_sync_cls: Any = None) -> None:
     """Run the scenario named on the command line with the given adapter classes; print JSON."""
     cfg = parse_args()
     sc = SCENARIOS[cfg.scenario]
-    cls = h2_cls if sc.op == "h2" else sync_cls if sc.mode == "sync" else async_cls
+    if sc.op == "h2":
+        cls = h2_sync_cls if sc.mode == "sync" else h2_cls
+    else:
+        cls = sync_cls if sc.mode == "sync" else async_cls
     if cls is None:
         kind = "h2" if sc.op == "h2" else sc.mode
         print(

@@ -117,5 +117,24 @@ class H2:
         await self.stack.aclose()
 
 
+class H2Sync:
+    """HTTP/2 over TLS from threads sharing one sync pool: one connection, many streams."""
+
+    def __init__(self, connections: int, ca: str) -> None:
+        ctx = ssl.create_default_context(cafile=ca)
+        self.http = httpcore.ConnectionPool(ssl_context=ctx, http2=True, limits=_limits(connections))
+
+    def get(self, url: str) -> tuple[int, int]:
+        r = self.http.request("GET", url)
+        return r.status_code, len(r.body)
+
+    def version(self, url: str) -> str:
+        r = self.http.request("GET", url)
+        return bytes(r.extensions.get("http_version", b"?")).decode()
+
+    def close(self) -> None:
+        self.http.close()
+
+
 if __name__ == "__main__":
-    _common.main(Sync, Async, H2)
+    _common.main(Sync, Async, H2, H2Sync)

@@ -376,11 +376,11 @@ class RawResponse(io.IOBase):
         return self._take(len(self._buffer) if amt is None else amt)
 
     def stream(self, amt: int | None = 2**16, decode_content: bool | None = None) -> Iterator[bytes]:
-        """Pieces of at most ``amt`` bytes until the end; ``amt=None``: as they arrive."""
+        """The body in pieces of at most ``amt`` bytes (``None``: any size), each as soon
+        as it is there: urllib3 promises "up to", so nothing is held back to fill one."""
         if amt == 0:
             return
-        read = self.read if amt is not None else self.read1
-        while data := read(amt, decode_content):
+        while data := self.read1(amt, decode_content):
             yield data
 
     def read_chunked(self, amt: int | None = None, decode_content: bool | None = None) -> Iterator[bytes]:
