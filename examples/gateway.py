@@ -187,13 +187,9 @@ class GatewayServer:
         """The request headers to forward: hop-by-hop ones dropped, the client's address
         appended to X-Forwarded-For, X-Forwarded-Proto and -Host set. Host is the
         upstream's (httpcore writes it from the URL) unless ``preserve_host``."""
-        headers = without(scope["headers"], SET_BY_GATEWAY)
-        host = forwarded_for = b""
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value
-            elif name == b"x-forwarded-for":
-                forwarded_for += (b", " if forwarded_for else b"") + value
+        headers, dropped = without(scope["headers"], SET_BY_GATEWAY)
+        host = dropped.get(b"host", b"")
+        forwarded_for = dropped.get(b"x-forwarded-for", b"")
         client = scope.get("client")
         if client and client[0]:
             forwarded_for += (b", " if forwarded_for else b"") + client[0].encode("ascii")
@@ -240,7 +236,7 @@ class GatewayServer:
                 scope["method"], url, headers=self.upstream_headers(scope), body=body, stream=True
             )
             status = response.status_code
-            headers = without(response.headers, BODYLESS.get(status, SERVER_OWNED), lower=True)
+            headers = without(response.headers, BODYLESS.get(status, SERVER_OWNED))[0]
             # A small body is read whole, then sent in one message (and needs no watch).
             small = status in BODYLESS or scope["method"] == "HEAD" or is_small(headers)
             last = (
@@ -375,15 +371,26 @@ def is_small(headers: Headers) -> bool:
     return False
 
 
-def without(headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes], lower: bool = False) -> Headers:
-    """The headers minus those named in ``drop`` and those the Connection header names;
-    names lower-cased when ``lower`` (ASGI servers give them lower-cased already)."""
-    if lower:
-        headers = [(name.lower(), value) for name, value in headers]
+def without(
+    headers: Iterable[tuple[bytes, bytes]], drop: frozenset[bytes]
+) -> tuple[Headers, dict[bytes, bytes]]:
+    """The headers, names lower-cased, minus those named in ``drop`` and those the
+    Connection header names; and the dropped ones by name (repeated values joined)."""
+    kept: Headers = []
+    dropped: dict[bytes, bytes] = {}
     for name, value in headers:
-        if name == b"connection":
-            drop = drop.union(token.strip() for token in value.lower().split(b","))
-    return [(name, value) for name, value in headers if name not in drop]
+        name = name.lower()
+        if name not in drop:
+            kept.append((name, value))
+        elif name in dropped:
+            dropped[name] += b", " + value
+        else:
+            dropped[name] = value
+    connection = dropped.get(b"connection")
+    if connection:
+        named = {token.strip() for token in connection.lower().split(b",")}
+        kept = [(name, value) for name, value in kept if name not in named]
+    return kept, dropped
 
 
 app = GatewayServer.from_environ()
