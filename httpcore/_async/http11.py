@@ -46,6 +46,7 @@ from .._exceptions import (
 from .._h11_heads import install as install_head_cache
 from .._models import Origin, Request, Response
 from .interfaces import AsyncConnectionInterface, AsyncResponseStream
+from .request_body import first_chunk
 from .tracing import traced
 
 __all__ = ["TRUNCATED_HEAD", "AsyncHTTP11Connection"]
@@ -214,7 +215,9 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
     async def _send_request(self, request: Request, timeout: float | None) -> None:
         h = self._h11
         content: typing.Any = request.content
-        head = self._encode_head(request)
+        if content is not None and type(content) is not bytes:
+            content = await first_chunk(content)  # an empty iterable: no body at all
+        head = self._encode_head(request, content)
         if content is None or isinstance(content, bytes):
             if content and len(content) > COALESCE_LIMIT:
                 body = h.send(h11.Data(data=content))
@@ -234,15 +237,18 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
 
     async def _send_request_traced(self, request: Request, timeout: float | None, trace: typing.Any) -> None:
         info = {"request": request}
-        await traced(trace, _trace.HTTP11_SEND_REQUEST_HEADERS, info, self._send_head, request, timeout)
-        await traced(trace, _trace.HTTP11_SEND_REQUEST_BODY, info, self._send_body, request, timeout)
-
-    async def _send_head(self, request: Request, timeout: float | None) -> None:
-        """The request head alone (traced requests send head and body as two steps)."""
-        await self._stream.write(self._encode_head(request), timeout)
-
-    async def _send_body(self, request: Request, timeout: float | None) -> None:
         content: typing.Any = request.content
+        if content is not None and type(content) is not bytes:
+            content = await first_chunk(content)  # the head's framing depends on it
+        step = _trace.HTTP11_SEND_REQUEST_HEADERS
+        await traced(trace, step, info, self._send_head, request, content, timeout)
+        await traced(trace, _trace.HTTP11_SEND_REQUEST_BODY, info, self._send_body, content, timeout)
+
+    async def _send_head(self, request: Request, content: typing.Any, timeout: float | None) -> None:
+        """The request head alone (traced requests send head and body as two steps)."""
+        await self._stream.write(self._encode_head(request, content), timeout)
+
+    async def _send_body(self, content: typing.Any, timeout: float | None) -> None:
         if content is None or isinstance(content, bytes):
             content = (content,) if content else ()
         await self._send_body_chunks(content, timeout)
@@ -259,10 +265,9 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         if end:
             await self._stream.write(end, timeout)
 
-    def _encode_head(self, request: Request) -> bytes:
+    def _encode_head(self, request: Request, content: typing.Any) -> bytes:
         """The request head as bytes, with Host and body framing added when missing."""
         headers = request.headers
-        content: typing.Any = request.content
         seen = 0
         for name, _ in headers:
             seen |= _FRAMING.get(name.lower(), 0)

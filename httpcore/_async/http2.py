@@ -59,6 +59,7 @@ from .._exceptions import (
 from .._models import Origin, Request, Response
 from .._synchronization import AsyncEvent, AsyncLock, AsyncStateLock, async_checkpoint
 from .interfaces import AsyncConnectionInterface, AsyncResponseStream
+from .request_body import first_chunk
 
 __all__ = ["AsyncHTTP2Connection", "AsyncHTTP2ResponseStream"]
 
@@ -229,7 +230,10 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         read_timeout = timeouts.get("read")
         write_timeout = timeouts.get("write")
         trace = extensions.get("trace")
-        headers, content, end_stream = self._request_headers(request)
+        content: typing.Any = request.content
+        if content is not None and type(content) is not bytes:
+            content = await first_chunk(content)  # an empty iterable: HEADERS end the stream
+        headers, end_stream = self._request_headers(request, content)
         with self._lock:
             # Under the lock: a sync stream's readiness check is not thread-safe.
             catch_up = not (self._streams or self._reading) and self._started and self._stream.is_readable()
@@ -311,9 +315,11 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             },
         )
 
-    def _request_headers(self, request: Request) -> tuple[list[tuple[bytes, bytes]], typing.Any, bool]:
+    def _request_headers(
+        self, request: Request, content: typing.Any
+    ) -> tuple[list[tuple[bytes, bytes]], bool]:
         """The header block (pseudo-headers first, names lower-cased, connection-specific
-        fields dropped), the body, and whether the headers end the stream."""
+        fields dropped) and whether the headers end the stream (no ``content``)."""
         authority = None
         fields: list[tuple[bytes, bytes]] = []
         has_length = False
@@ -328,7 +334,6 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             if name == b"content-length":
                 has_length = True
             fields.append((name, value))
-        content: typing.Any = request.content
         if isinstance(content, bytes):
             if not has_length and (content or request.method in _BODY_METHODS):
                 fields.append((b"content-length", b"%d" % len(content)))
@@ -344,7 +349,6 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 (b":path", url.target),
                 *fields,
             ],
-            content,
             end_stream,
         )
 

@@ -47,6 +47,7 @@ from .._exceptions import (
 from .._h11_heads import install as install_head_cache
 from .._models import Origin, Request, Response
 from .interfaces import ConnectionInterface, ResponseStream
+from .request_body import first_chunk
 from .tracing import traced
 
 __all__ = ["TRUNCATED_HEAD", "HTTP11Connection"]
@@ -215,7 +216,9 @@ class HTTP11Connection(ConnectionInterface):
     def _send_request(self, request: Request, timeout: float | None) -> None:
         h = self._h11
         content: typing.Any = request.content
-        head = self._encode_head(request)
+        if content is not None and type(content) is not bytes:
+            content = first_chunk(content)  # an empty iterable: no body at all
+        head = self._encode_head(request, content)
         if content is None or isinstance(content, bytes):
             if content and len(content) > COALESCE_LIMIT:
                 body = h.send(h11.Data(data=content))
@@ -235,15 +238,18 @@ class HTTP11Connection(ConnectionInterface):
 
     def _send_request_traced(self, request: Request, timeout: float | None, trace: typing.Any) -> None:
         info = {"request": request}
-        traced(trace, _trace.HTTP11_SEND_REQUEST_HEADERS, info, self._send_head, request, timeout)
-        traced(trace, _trace.HTTP11_SEND_REQUEST_BODY, info, self._send_body, request, timeout)
-
-    def _send_head(self, request: Request, timeout: float | None) -> None:
-        """The request head alone (traced requests send head and body as two steps)."""
-        self._stream.write(self._encode_head(request), timeout)
-
-    def _send_body(self, request: Request, timeout: float | None) -> None:
         content: typing.Any = request.content
+        if content is not None and type(content) is not bytes:
+            content = first_chunk(content)  # the head's framing depends on it
+        step = _trace.HTTP11_SEND_REQUEST_HEADERS
+        traced(trace, step, info, self._send_head, request, content, timeout)
+        traced(trace, _trace.HTTP11_SEND_REQUEST_BODY, info, self._send_body, content, timeout)
+
+    def _send_head(self, request: Request, content: typing.Any, timeout: float | None) -> None:
+        """The request head alone (traced requests send head and body as two steps)."""
+        self._stream.write(self._encode_head(request, content), timeout)
+
+    def _send_body(self, content: typing.Any, timeout: float | None) -> None:
         if content is None or isinstance(content, bytes):
             content = (content,) if content else ()
         self._send_body_chunks(content, timeout)
@@ -260,10 +266,9 @@ class HTTP11Connection(ConnectionInterface):
         if end:
             self._stream.write(end, timeout)
 
-    def _encode_head(self, request: Request) -> bytes:
+    def _encode_head(self, request: Request, content: typing.Any) -> bytes:
         """The request head as bytes, with Host and body framing added when missing."""
         headers = request.headers
-        content: typing.Any = request.content
         seen = 0
         for name, _ in headers:
             seen |= _FRAMING.get(name.lower(), 0)

@@ -1,0 +1,75 @@
+"""Iterable request bodies: an empty one is no body at all (what httpx sends for a GET).
+
+httpx hands its core an iterable yielding ``b""`` for every request without content;
+sent chunked, each GET would carry ``Transfer-Encoding: chunked`` and an empty chunked
+body (and on HTTP/2 an empty DATA frame), which servers may refuse. So the first
+non-empty chunk decides the framing.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+
+import pytest
+
+import httpcore
+from tests.servers.asgi_server import UvicornServer
+from tests.servers.h2raw import H2Peer, H2Request, h2_handler
+from tests.servers.raw import RawServerFactory
+
+
+async def chunks(*parts: bytes) -> typing.AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+def header_names(body: bytes) -> set[str]:
+    return {name for name, _ in json.loads(body)["headers"]}
+
+
+async def test_empty_iterable_body_is_no_body(server: UvicornServer) -> None:
+    async with httpcore.AsyncConnectionPool() as http:
+        r = await http.request("GET", server.url + "/echo_headers", body=chunks(b""))
+        assert not header_names(r.body) & {"transfer-encoding", "content-length"}
+        r = await http.request("GET", server.url + "/echo_headers", body=iter([b"", b""]))
+        assert not header_names(r.body) & {"transfer-encoding", "content-length"}
+        r = await http.request("POST", server.url + "/echo_headers", body=chunks())
+        assert ["content-length", "0"] in json.loads(r.body)["headers"]
+        assert len(http.connections) == 1  # one connection served all three
+
+
+async def test_leading_empty_chunks_are_skipped_and_the_rest_sent(server: UvicornServer) -> None:
+    async with httpcore.AsyncConnectionPool() as http:
+        r = await http.request("POST", server.url + "/echo_body", body=chunks(b"", b"ab", b"", b"cd"))
+        assert r.body == b"abcd"
+        parts: list[typing.Any] = [b"", bytearray(b"xy")]
+        r = await http.request("POST", server.url + "/echo_body", body=iter(parts))
+        assert r.body == b"xy"
+
+
+@pytest.mark.parametrize("body", [[b"", "text"], ["text"]])
+async def test_a_chunk_that_is_not_bytes_is_refused(server: UvicornServer, body: list[typing.Any]) -> None:
+    async with httpcore.AsyncConnectionPool() as http:
+        with pytest.raises(TypeError, match="must be bytes, not str"):
+            await http.request("POST", server.url + "/echo_body", body=iter(body))
+        assert (await http.request("GET", server.url + "/")).body == b"Hello, world!"
+
+
+async def test_http2_empty_iterable_body_ends_the_stream_with_the_headers(
+    raw_server: RawServerFactory,
+) -> None:
+    seen: list[H2Request] = []
+
+    def script(peer: H2Peer) -> None:
+        for stream_id in (1, 3):
+            seen.append(peer.wait_stream(stream_id))
+            peer.respond(stream_id, body=b"ok")
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script))
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        assert (await pool.request("GET", srv.url + "/", body=chunks(b""))).body == b"ok"
+        assert (await pool.request("POST", srv.url + "/", body=chunks(b"", b"data"))).body == b"ok"
+    assert seen[0].complete and seen[0].frame_sizes == [] and seen[0].body == b""
+    assert seen[1].body == b"data"
