@@ -29,6 +29,9 @@ CASES = int(os.environ.get("HTTPCORE_FUZZ_CASES", "300"))
 READ_TIMEOUT = 0.1
 TIMEOUT = httpcore.Timeout(2.0, read=READ_TIMEOUT)
 CASE_BOUND = 2.0  # seconds any one case may take, whatever the server does
+# The well-formed request after each case: its answer may be late on a loaded machine
+# without the pool being at fault, so it gets more than the fuzz cases' short timeout.
+GOOD_TIMEOUT = httpcore.Timeout(5.0)
 TOTAL_BOUND = 15.0 * CASES / 300  # seconds for a whole run (about 5 s for 300 cases)
 INTERESTING = b"\r\n:; \t\x00\x7f\x80\xff0129afAFzZ-+,/"
 
@@ -234,7 +237,7 @@ def run_case(pool: httpcore.ConnectionPool, server: FuzzServer, case: Case, wait
 
 def run_good(pool: httpcore.ConnectionPool, server: FuzzServer, case: Case, limit: int = 2) -> None:
     try:
-        r = pool.request("GET", f"{server.url}/good/{case.index}")
+        r = pool.request("GET", f"{server.url}/good/{case.index}", timeout=GOOD_TIMEOUT)
     except httpcore.HTTPCoreError as exc:
         raise AssertionError(f"the pool was poisoned by {case}: {exc!r}") from exc
     check_good(r.body, case.index, pool, case, limit)
@@ -270,7 +273,7 @@ async def run_good_async(
     pool: httpcore.AsyncConnectionPool, server: FuzzServer, case: Case, limit: int = 2
 ) -> None:
     try:
-        r = await pool.request("GET", f"{server.url}/good/{case.index}")
+        r = await pool.request("GET", f"{server.url}/good/{case.index}", timeout=GOOD_TIMEOUT)
     except httpcore.HTTPCoreError as exc:
         raise AssertionError(f"the pool was poisoned by {case}: {exc!r}") from exc
     check_good(r.body, case.index, pool, case, limit)

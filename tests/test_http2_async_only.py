@@ -186,7 +186,7 @@ async def test_thousand_cancelled_requests(h2c_unlimited: HypercornServer) -> No
         assert len(connection._h2.streams) <= 2 * 100 + 64  # h2 drops closed streams now and then
         assert not connection._parked and not connection._reading
         responses = await asyncio.gather(
-            *[pool.request("GET", url + "/fixed?size=300000") for _ in range(50)]
+            *[pool.request("GET", url + "/fixed?size=300000", timeout=30.0) for _ in range(50)]
         )
         assert all(len(r.body) == 300000 for r in responses)
         assert h2_connection(pool) is connection
