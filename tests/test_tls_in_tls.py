@@ -4,6 +4,7 @@ TLS origin, in the blocking and the asyncio backend (both drive an SSLObject by 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import typing
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 import httpcore
 from httpcore._backends.base import AsyncNetworkStream, NetworkStream
 from tests.servers import tls
+from tests.servers.asgi_server import HypercornServer
 from tests.servers.http_proxy import ProxyServer
 from tests.servers.raw import RawConnection, RawServerFactory
 
@@ -159,3 +161,24 @@ async def test_async_tls_in_tls_handshake_failures(
     await other.read(1024, 5.0)
     with pytest.raises(httpcore.ConnectError):  # the default context does not trust the test CA
         await other.start_tls(httpcore.default_ssl_context(), "localhost", 5.0)
+
+
+def test_sync_http2_through_an_https_proxy_from_many_threads(
+    https_proxy: ProxyServer, h2_server: HypercornServer
+) -> None:
+    # One HTTP/2 connection inside TLS inside TLS, its streams read and written by
+    # several threads at once: the inner session is never used by two at a time.
+    proxy = httpcore.Proxy(https_proxy.url, ssl_context=tls.client_ssl_context())
+    url = f"https://localhost:{h2_server.port}/echo_body"
+    with httpcore.ConnectionPool(proxy=proxy, ssl_context=tls.client_ssl_context(), http2=True) as http:
+        assert http.request("GET", f"https://localhost:{h2_server.port}/").http_version == b"HTTP/2"
+
+        def work(n: int) -> None:
+            for i in range(10):
+                body = b"%d-%d-" % (n, i) * 5000
+                assert http.request("POST", url, body=body).body == body
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for future in [pool.submit(work, n) for n in range(8)]:
+                future.result(timeout=20)
+        assert len(http.connections) == 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import ssl
+import threading
 import time
 import typing
 from collections.abc import Callable
@@ -55,6 +56,11 @@ class TLSInTLSStream(NetworkStream):
         self._ssl = ssl_object
         self._incoming = incoming
         self._outgoing = outgoing
+        # HTTP/2 may read in one thread while another writes. OpenSSL must not see one
+        # session from two threads at once (``_session_lock``), and the records queued for
+        # the outer stream must leave in the order they were made (``_send_lock``).
+        self._session_lock = threading.Lock()
+        self._send_lock = threading.Lock()
 
     @classmethod
     def handshake(
@@ -80,21 +86,27 @@ class TLSInTLSStream(NetworkStream):
         """Run an SSLObject operation, moving bytes through the outer stream until it completes."""
         while True:
             try:
-                result = operation()
+                with self._session_lock:
+                    result = operation()
             except ssl.SSLWantReadError:
                 self._flush(timeout())
                 data = self._stream.read(READ_SIZE, timeout())
-                if data:
-                    self._incoming.write(data)
-                else:
-                    self._incoming.write_eof()
+                with self._session_lock:
+                    if data:
+                        self._incoming.write(data)
+                    else:
+                        self._incoming.write_eof()
                 continue
             self._flush(timeout())
             return result
 
     def _flush(self, timeout: float | None) -> None:
         if self._outgoing.pending:
-            self._stream.write(self._outgoing.read(), timeout)
+            with self._send_lock:
+                with self._session_lock:
+                    data = self._outgoing.read()
+                if data:
+                    self._stream.write(data, timeout)
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
