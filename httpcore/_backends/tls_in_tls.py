@@ -39,7 +39,14 @@ def _session(
 
 
 def _left(deadline: float | None) -> float | None:
-    return None if deadline is None else max(deadline - time.monotonic(), 0.0)
+    """What is left of the handshake's deadline; never zero, which would put a blocking
+    socket in non-blocking mode (its "would block" is no timeout)."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ReadTimeout("TLS handshake timed out")
+    return left
 
 
 class TLSInTLSStream(NetworkStream):
