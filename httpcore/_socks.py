@@ -168,6 +168,21 @@ class SOCKS5Handshake:
             message += "; it may need a user name and password"
         return ProxyError(message)
 
+    @property
+    def requesting(self) -> bool:
+        """The CONNECT request was the last message returned, and is not answered yet."""
+        return self._state is _State.REPLY and not self._buffer
+
+    def retarget(self, host: str) -> bytes:
+        """Aim the CONNECT request just returned, not sent yet, at ``host`` instead (an
+        address resolved only once the proxy has greeted us); return the new request."""
+        if not self.requesting:
+            raise RuntimeError("The SOCKS5 CONNECT request can only be retargeted before it is sent")
+        port = int.from_bytes(self._request[-2:], "big")
+        self._target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self._request = bytes((VERSION, CONNECT, 0x00)) + encode_address(host, port)
+        return self._request
+
     def start(self) -> bytes:
         """The greeting: the authentication methods we offer."""
         if self._state is not _State.GREETING:

@@ -263,3 +263,15 @@ def test_closed_error_says_when() -> None:
     message = str(with_auth.closed_error())
     assert message.endswith("(most likely it rejected them)")
     assert "secret" not in message
+
+
+def test_retarget_before_the_request_is_sent() -> None:
+    handshake = SOCKS5Handshake("origin.example", 8080)
+    with pytest.raises(RuntimeError, match="retargeted"):
+        handshake.retarget("127.0.0.1")
+    handshake.start()
+    assert not handshake.requesting
+    request = handshake.receive(b"\x05\x00")
+    assert handshake.requesting and request.endswith(b"origin.example\x1f\x90")
+    assert handshake.retarget("127.0.0.1") == b"\x05\x01\x00\x01\x7f\x00\x00\x01\x1f\x90"
+    assert "127.0.0.1:8080" in repr(handshake)

@@ -10,8 +10,9 @@ or stops half-way through an answer, ends in ConnectTimeout when the connect tim
 runs out. TLS to an https:// origin (SNI, hostname check and ALPN for the origin), the
 choice of HTTP/1.1 or HTTP/2 and everything after are the plain connection's.
 
-With socks5:// the origin's name is resolved here, under the same deadline, and the
-proxy is sent an IP address; with socks5h:// it is sent the name. When the name has
+With socks5:// the origin's name is resolved here, under the same deadline, once the
+proxy has answered our greeting (and any authentication), and the proxy is sent an IP
+address; with socks5h:// it is sent the name. When the name has
 several addresses and the proxy reports one unreachable or refused, the next is tried on
 a new connection to the proxy (a proxy closes after a refusal), still by the same
 deadline. Credentials go to the proxy in the RFC 1929 exchange and nowhere else: trace
@@ -73,27 +74,46 @@ class SOCKSConnection(ProxyConnection):
         proxy for each further address of the origin's name (see the module's docstring)."""
         origin = self.origin
         host = origin.host.decode("ascii")
-        addresses = [host]
-        if not self._remote_dns and not _is_ip_address(host):
-            addresses = self._backend.resolve(host, origin.port, time_left(deadline))
-            if not addresses:  # pragma: no cover - getaddrinfo() raises rather than find nothing
-                raise ConnectError(f"No address found for {host}")
         port, auth = origin.port, self._proxy.auth
         current = stream
         try:
-            *others, last = addresses
-            for address in others:
+            addresses = []
+            if self._remote_dns or _is_ip_address(host):
+                addresses = [host]
+            else:
+                # Resolved once the proxy has greeted us back, as PySocks does: a proxy
+                # that never answers still sees our greeting, and no name is looked up.
+                resolved: list[str] = []
+
+                def resolve() -> str:
+                    found = self._backend.resolve(host, port, time_left(deadline))
+                    if not found:  # pragma: no cover - getaddrinfo() raises rather than find nothing
+                        raise ConnectError(f"No address found for {host}")
+                    resolved.extend(found)
+                    return found[0]
+
                 try:
-                    socks5_connect(current, address, port, auth, deadline)
-                except SOCKSReplyError as exc:  # noqa: PERF203 - once per address tried
-                    if not exc.address_failed:
+                    socks5_connect(current, host, port, auth, deadline, resolve)
+                except SOCKSReplyError as exc:
+                    if not exc.address_failed or len(resolved) < 2:
                         raise
                     current.close()
                     current, _ = self._open_stream(time_left(deadline), trace)
+                    addresses = resolved[1:]
+            if addresses:
+                *others, last = addresses
+                for address in others:
+                    try:
+                        socks5_connect(current, address, port, auth, deadline)
+                    except SOCKSReplyError as exc:  # noqa: PERF203 - once per address tried
+                        if not exc.address_failed:
+                            raise
+                        current.close()
+                        current, _ = self._open_stream(time_left(deadline), trace)
+                    else:
+                        break
                 else:
-                    break
-            else:
-                socks5_connect(current, last, port, auth, deadline)
+                    socks5_connect(current, last, port, auth, deadline)
         except BaseException:
             if current is not stream:
                 current.close()  # the caller closes the first one
@@ -107,9 +127,12 @@ def socks5_connect(
     port: int,
     auth: tuple[bytes, bytes] | None,
     deadline: float | None,
+    resolve: typing.Any = None,  # () -> str, a coroutine function in async code
 ) -> SOCKS5Handshake:
     """Ask the SOCKS5 proxy at the other end of ``stream`` for a connection to
-    ``host``:``port``, all by ``deadline``; on return the stream leads there."""
+    ``host``:``port``, all by ``deadline``; on return the stream leads there. With
+    ``resolve``, the address asked for is what it returns, called only when the CONNECT
+    request is due (after the greeting and any authentication)."""
     handshake = SOCKS5Handshake(host, port, auth)
     try:
         stream.write(handshake.start(), time_left(deadline))
@@ -118,6 +141,9 @@ def socks5_connect(
             if not data:
                 raise handshake.closed_error()
             answer = handshake.receive(data)
+            if answer and resolve is not None and handshake.requesting:
+                answer = handshake.retarget(resolve())
+                resolve = None
             if answer:
                 stream.write(answer, time_left(deadline))
     except (ReadTimeout, WriteTimeout):
