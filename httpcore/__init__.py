@@ -66,6 +66,16 @@ if not typing.TYPE_CHECKING:  # type checkers see the imports above, and no catc
         return sorted(set(globals()) | {"HTTPCoreError", "PoolClosed"})
 
 
+def __getattr__(name: str) -> object:
+    # The trio backend, importable as httpcore.TrioBackend without importing trio
+    # until it is asked for (trio is optional: pip install httpcore[trio]).
+    if name == "TrioBackend":
+        from ._backends.trio_backend import TrioBackend
+
+        return TrioBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "URL",
     "AsyncConnectionInterface",

@@ -54,16 +54,14 @@ REPLACEMENTS = {
     "AsyncResponseStream": "ResponseStream",
     "AsyncUpgradedStream": "UpgradedStream",
     "AsyncEvent": "SyncEvent",
-    "AsyncLock": "SyncLock",
     "AsyncStateLock": "SyncStateLock",
     "AsyncWaiter": "SyncWaiter",
     "AsyncWaiterTimeouts": "SyncWaiterTimeouts",
-    "AsyncioBackend": "SyncBackend",
-    "asyncio_backend": "sync_backend",
     "_async": "_sync",
     "aclose": "close",
     "aread": "read",
-    "async_checkpoint": "sync_checkpoint",
+    "async_sleep": "sync_sleep",
+    "current_async_library": "current_sync_library",
     "handle_async_request": "handle_request",
 }
 

@@ -9,12 +9,22 @@ the test ends.  SSL contexts are mutable, so tests get fresh ones.
 
 Because servers run in threads, plain synchronous fixtures serve both sync
 and async tests; no event-loop fixture is involved.
+
+The async tests run under asyncio and under trio: every coroutine test in
+``tests/_async/`` is parametrized by ``async_library`` (``[asyncio]`` and ``[trio]``
+in its id), and a test marked ``trio`` runs under trio only. pytest-asyncio runs the
+asyncio ones; each trio one is swapped at collection for a plain test that runs the
+coroutine with ``trio.run`` (so pytest-asyncio never sees it). A test that needs to know
+which library runs it asks for the ``async_library`` fixture.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import ssl
-from collections.abc import Iterator
+import typing
+from collections.abc import Callable, Iterator
 
 import pytest
 import trustme
@@ -25,6 +35,58 @@ from tests.servers.netutil import has_ipv6_loopback
 from tests.servers.raw import Handler, RawServer, RawServerFactory
 from tests.servers.socks import MicrosocksServer, PproxyServer
 from tests.servers.tinyproxy import TinyProxy
+
+ASYNC_LIBRARIES = ("asyncio", "trio")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "trio: an async test that runs under trio only")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if not inspect.iscoroutinefunction(metafunc.function):
+        return
+    if metafunc.definition.get_closest_marker("trio") is not None:
+        libraries: tuple[str, ...] = ("trio",)
+    elif "_async" in metafunc.definition.path.parts:
+        libraries = ASYNC_LIBRARIES
+    else:
+        return
+    if "async_library" not in metafunc.fixturenames:
+        metafunc.fixturenames.append("async_library")
+    metafunc.parametrize("async_library", libraries)
+
+
+@pytest.fixture
+def async_library(request: pytest.FixtureRequest) -> str:
+    """The async library running the test: "asyncio" or "trio"."""
+    return typing.cast(str, getattr(request, "param", "asyncio"))
+
+
+def _under_trio(function: Callable[..., typing.Any]) -> Callable[..., None]:
+    @functools.wraps(function)
+    def run(**kwargs: typing.Any) -> None:
+        import trio
+
+        trio.run(functools.partial(function, **kwargs))
+
+    return run
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for index, item in enumerate(items):
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or callspec.params.get("async_library") != "trio":
+            continue
+        assert isinstance(item, pytest.Function)
+        items[index] = pytest.Function.from_parent(
+            item.parent,
+            name=item.name,
+            callspec=callspec,
+            callobj=_under_trio(item.obj),
+            fixtureinfo=item._fixtureinfo,
+            originalname=item.originalname,
+        )
 
 
 @pytest.fixture(scope="session")

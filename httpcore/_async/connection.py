@@ -21,10 +21,10 @@ import typing
 from collections.abc import Callable, Iterable
 
 from .. import _trace
-from .._backends.asyncio_backend import AsyncioBackend
 from .._backends.base import AsyncNetworkBackend, AsyncNetworkStream, SocketOption
 from .._config import default_ssl_context
 from .._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout, UnsupportedProtocol
+from .._library import current_async_library
 from .._models import Origin, Request, Response
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
@@ -97,7 +97,8 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
         self._local_address = local_address
         self._uds = uds
         self._socket_options = socket_options
-        self._backend = network_backend or AsyncioBackend()
+        # The running library's backend, chosen once for the connection's lifetime.
+        self._backend = network_backend or current_async_library().backend
         self._connection: AsyncConnectionInterface | None = None
         self._on_connected = on_connected
         self._connecting = False

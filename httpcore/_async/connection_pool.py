@@ -49,6 +49,7 @@ from .._exceptions import (
     StaleConnection,
     UnsupportedProtocol,
 )
+from .._library import current_async_library
 from .._models import URL, HeaderTypes, Origin, Request, RequestContent, Response
 from .._synchronization import AsyncStateLock, AsyncWaiter, AsyncWaiterTimeouts
 from . import routes
@@ -227,8 +228,7 @@ class AsyncConnectionPool:
         for waiter in waiters:
             waiter.error = PoolClosed("The connection pool was closed while waiting")
             waiter.wake()
-        for connection in connections:
-            await connection.aclose()
+        await _close_all(connections)
 
     async def __aenter__(self) -> AsyncConnectionPool:
         return self
@@ -257,12 +257,11 @@ class AsyncConnectionPool:
                     raise PoolClosed("The connection pool is closed")
                 connection = self._checkout(origin, fresh, to_close)
                 if connection is None:
-                    waiter = AsyncWaiter(origin, fresh)
+                    waiter = current_async_library().waiter(origin, fresh)
                     self._enqueue(waiter, needs_slot=origin not in self._connecting)
             if to_close:
                 try:
-                    for stale in to_close:
-                        await stale.aclose()
+                    await _close_all(to_close)
                 except BaseException:  # cancelled: give back what was taken
                     if waiter is not None:
                         await self._abandon(waiter)
@@ -339,8 +338,8 @@ class AsyncConnectionPool:
         to_close: list[AsyncConnectionInterface] = []
         with self._lock:
             self._checkin(connection, to_close)
-        for stale in to_close:
-            await stale.aclose()
+        if to_close:
+            await _close_all(to_close)
         if self._orphans:
             await self._bury_orphans()
 
@@ -534,6 +533,19 @@ class AsyncConnectionPool:
             f"<{type(self).__name__} [connections: {len(self._load)}, active: {active}, "
             f"idle: {len(self._idle)}, waiting: {len(self._waiters)}]>"
         )
+
+
+async def _close_all(connections: list[AsyncConnectionInterface]) -> None:
+    """Close every one, even when closing one raises: in a cancelled trio scope every
+    await raises again, and a connection left unclosed would leak its socket."""
+    error: BaseException | None = None
+    for connection in connections:
+        try:
+            await connection.aclose()
+        except BaseException as exc:  # noqa: PERF203, BLE001 - raised once the rest are closed
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 class AsyncPoolResponseStream:

@@ -56,8 +56,9 @@ from .._exceptions import (
     WriteError,
     WriteTimeout,
 )
+from .._library import current_async_library
 from .._models import Origin, Request, Response
-from .._synchronization import AsyncEvent, AsyncLock, AsyncStateLock, async_checkpoint
+from .._synchronization import AsyncEvent, AsyncStateLock
 from .interfaces import AsyncConnectionInterface, AsyncResponseStream
 from .request_body import first_chunk
 
@@ -151,9 +152,9 @@ class _Stream:
         "write_timeout",
     )
 
-    def __init__(self, write_timeout: float | None) -> None:
+    def __init__(self, write_timeout: float | None, event: AsyncEvent) -> None:
         self.stream_id = 0
-        self.event = AsyncEvent()
+        self.event = event
         self.headers: list[tuple[bytes, bytes]] | None = None
         self.informational = 0  # 1xx heads received, bounded by MAX_INFORMATIONAL
         self.chunks: collections.deque[tuple[bytes, int]] = collections.deque()
@@ -206,7 +207,10 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         )
         self._h2 = _H2Connection(config)
         self._lock = AsyncStateLock()
-        self._write_lock = AsyncLock()
+        library = current_async_library()  # the running library's lock, events, checkpoint
+        self._write_lock = library.lock()
+        self._new_event = library.event
+        self._checkpoint = library.checkpoint
         self._dirty = False  # h2 may hold bytes nobody has taken for writing yet
         self._reading = False  # some task is reading from the network
         self._parked: collections.OrderedDict[_Stream, None] = collections.OrderedDict()
@@ -241,7 +245,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 self._reading = True
         if catch_up:
             await self._catch_up(write_timeout)
-        stream = _Stream(write_timeout)
+        stream = _Stream(write_timeout, self._new_event())
         starting = not self._started
         try:
             with self._lock:
@@ -580,7 +584,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         try:
             # Let the other tasks ready to run queue their frames first: a burst of
             # requests then costs one write, not one each.
-            await async_checkpoint()
+            await self._checkpoint()
             while True:
                 with self._lock:
                     if not self._dirty:

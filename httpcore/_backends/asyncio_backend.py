@@ -212,6 +212,16 @@ class AsyncioStream(AsyncNetworkStream):
         if not self._closed:
             self._closed = True
             transport = self._transport
+            if self._protocol.loop.is_closed():
+                # Its loop has ended (a pool outliving asyncio.run()): nothing can run
+                # the transport's close. The socket is shut down here, so the server
+                # sees the end; the transport frees it when collected.
+                sock = transport.get_extra_info("socket")
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except (OSError, AttributeError):
+                    pass
+                return
             if transport.get_write_buffer_size():
                 # Data still queued means the exchange was abandoned (a write timeout,
                 # an early response): close() would hold the socket, and the buffer,
@@ -279,7 +289,12 @@ class AsyncioStream(AsyncNetworkStream):
 
     def is_readable(self) -> bool:
         protocol = self._protocol
-        return bool(protocol.chunks) or protocol.eof or self._transport.is_closing()
+        return (
+            bool(protocol.chunks)
+            or protocol.eof
+            or self._transport.is_closing()
+            or protocol.loop.is_closed()  # checked out after its asyncio.run() ended
+        )
 
 
 class AsyncioBackend(AsyncNetworkBackend):

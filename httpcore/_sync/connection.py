@@ -22,10 +22,10 @@ import typing
 from collections.abc import Callable, Iterable
 
 from .. import _trace
-from .._backends.sync_backend import SyncBackend
 from .._backends.base import NetworkBackend, NetworkStream, SocketOption
 from .._config import default_ssl_context
 from .._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout, UnsupportedProtocol
+from .._library import current_sync_library
 from .._models import Origin, Request, Response
 from .http11 import HTTP11Connection
 from .interfaces import ConnectionInterface
@@ -98,7 +98,8 @@ class HTTPConnection(ConnectionInterface):
         self._local_address = local_address
         self._uds = uds
         self._socket_options = socket_options
-        self._backend = network_backend or SyncBackend()
+        # The running library's backend, chosen once for the connection's lifetime.
+        self._backend = network_backend or current_sync_library().backend
         self._connection: ConnectionInterface | None = None
         self._on_connected = on_connected
         self._connecting = False

@@ -50,6 +50,7 @@ from .._exceptions import (
     StaleConnection,
     UnsupportedProtocol,
 )
+from .._library import current_sync_library
 from .._models import URL, HeaderTypes, Origin, Request, RequestContent, Response
 from .._synchronization import SyncStateLock, SyncWaiter, SyncWaiterTimeouts
 from . import routes
@@ -228,8 +229,7 @@ class ConnectionPool:
         for waiter in waiters:
             waiter.error = PoolClosed("The connection pool was closed while waiting")
             waiter.wake()
-        for connection in connections:
-            connection.close()
+        _close_all(connections)
 
     def __enter__(self) -> ConnectionPool:
         return self
@@ -258,12 +258,11 @@ class ConnectionPool:
                     raise PoolClosed("The connection pool is closed")
                 connection = self._checkout(origin, fresh, to_close)
                 if connection is None:
-                    waiter = SyncWaiter(origin, fresh)
+                    waiter = current_sync_library().waiter(origin, fresh)
                     self._enqueue(waiter, needs_slot=origin not in self._connecting)
             if to_close:
                 try:
-                    for stale in to_close:
-                        stale.close()
+                    _close_all(to_close)
                 except BaseException:  # cancelled: give back what was taken
                     if waiter is not None:
                         self._abandon(waiter)
@@ -340,8 +339,8 @@ class ConnectionPool:
         to_close: list[ConnectionInterface] = []
         with self._lock:
             self._checkin(connection, to_close)
-        for stale in to_close:
-            stale.close()
+        if to_close:
+            _close_all(to_close)
         if self._orphans:
             self._bury_orphans()
 
@@ -535,6 +534,19 @@ class ConnectionPool:
             f"<{type(self).__name__} [connections: {len(self._load)}, active: {active}, "
             f"idle: {len(self._idle)}, waiting: {len(self._waiters)}]>"
         )
+
+
+def _close_all(connections: list[ConnectionInterface]) -> None:
+    """Close every one, even when closing one raises: in a cancelled trio scope every
+    await raises again, and a connection left unclosed would leak its socket."""
+    error: BaseException | None = None
+    for connection in connections:
+        try:
+            connection.close()
+        except BaseException as exc:  # noqa: PERF203, BLE001 - raised once the rest are closed
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 class PoolResponseStream:

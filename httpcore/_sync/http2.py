@@ -57,8 +57,9 @@ from .._exceptions import (
     WriteError,
     WriteTimeout,
 )
+from .._library import current_sync_library
 from .._models import Origin, Request, Response
-from .._synchronization import SyncEvent, SyncLock, SyncStateLock, sync_checkpoint
+from .._synchronization import SyncEvent, SyncStateLock
 from .interfaces import ConnectionInterface, ResponseStream
 from .request_body import first_chunk
 
@@ -152,9 +153,9 @@ class _Stream:
         "write_timeout",
     )
 
-    def __init__(self, write_timeout: float | None) -> None:
+    def __init__(self, write_timeout: float | None, event: SyncEvent) -> None:
         self.stream_id = 0
-        self.event = SyncEvent()
+        self.event = event
         self.headers: list[tuple[bytes, bytes]] | None = None
         self.informational = 0  # 1xx heads received, bounded by MAX_INFORMATIONAL
         self.chunks: collections.deque[tuple[bytes, int]] = collections.deque()
@@ -207,7 +208,10 @@ class HTTP2Connection(ConnectionInterface):
         )
         self._h2 = _H2Connection(config)
         self._lock = SyncStateLock()
-        self._write_lock = SyncLock()
+        library = current_sync_library()  # the running library's lock, events, checkpoint
+        self._write_lock = library.lock()
+        self._new_event = library.event
+        self._checkpoint = library.checkpoint
         self._dirty = False  # h2 may hold bytes nobody has taken for writing yet
         self._reading = False  # some task is reading from the network
         self._parked: collections.OrderedDict[_Stream, None] = collections.OrderedDict()
@@ -242,7 +246,7 @@ class HTTP2Connection(ConnectionInterface):
                 self._reading = True
         if catch_up:
             self._catch_up(write_timeout)
-        stream = _Stream(write_timeout)
+        stream = _Stream(write_timeout, self._new_event())
         starting = not self._started
         try:
             with self._lock:
@@ -581,7 +585,7 @@ class HTTP2Connection(ConnectionInterface):
         try:
             # Let the other tasks ready to run queue their frames first: a burst of
             # requests then costs one write, not one each.
-            sync_checkpoint()
+            self._checkpoint()
             while True:
                 with self._lock:
                     if not self._dirty:

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 import httpcore
+from tests.concurrency import async_sleep
 from tests.servers.raw import (
     Fault,
     Handler,
@@ -444,7 +445,7 @@ async def test_unsolicited_bytes_while_idle(raw_server: RawServerFactory, close:
     async with httpcore.AsyncConnectionPool(timeout=TIMEOUT) as pool:
         r = await pool.request("GET", srv.url + "/fault")
         assert r.body == b"first"
-        await httpcore.AsyncioBackend().sleep(0.3)
+        await async_sleep(0.3)
         await check_healthy(pool, srv)
     assert srv.connections_accepted == 2
 
@@ -483,7 +484,7 @@ async def test_server_closes_idle_connection(raw_server: RawServerFactory) -> No
     async with httpcore.AsyncConnectionPool(timeout=TIMEOUT) as pool:
         r = await pool.request("GET", srv.url + "/fault")
         assert r.body == b"first"
-        await httpcore.AsyncioBackend().sleep(0.3)
+        await async_sleep(0.3)
         # A POST is never retried: it succeeds only if the closed connection was noticed.
         r = await pool.request("POST", srv.url + "/fault", body=b"payload")
         assert r.body == b"first"
@@ -554,7 +555,7 @@ async def test_abandoned_streaming_response_is_not_reused(raw_server: RawServerF
                 assert chunk == b"hello"
                 break
         assert pool.connections == []
-        await httpcore.AsyncioBackend().sleep(0.2)
+        await async_sleep(0.2)
         await check_healthy(pool, srv)
     assert srv.connections_accepted == 2
 
@@ -669,7 +670,7 @@ async def test_write_timeout_releases_the_socket(raw_server: RawServerFactory) -
     assert pool.connections == []
     await check_healthy(pool, srv)
     await pool.aclose()
-    await httpcore.AsyncioBackend().sleep(0.05)
+    await async_sleep(0.05)
     leaked = {(fd, target) for fd, target in open_fds() - before if fd not in server_fds}
     assert leaked == set()
 

@@ -21,6 +21,7 @@ from h2.settings import SettingCodes
 import httpcore
 from httpcore._async import http2
 from httpcore._exceptions import ConnectionNotAvailable
+from tests.concurrency import async_sleep
 from tests.servers.app import pattern
 from tests.servers.asgi_server import HypercornServer, UvicornServer
 from tests.servers.h2raw import H2Peer, h2_handler
@@ -205,7 +206,7 @@ async def test_large_download_streams_with_bounded_buffer(h2c_server: HypercornS
             assert r.status_code == 200
             stream = r.stream()
             received = len(await stream.__anext__())
-            await httpcore.AsyncioBackend().sleep(0.2)  # a slow reader: the server must wait for us
+            await async_sleep(0.2)  # a slow reader: the server must wait for us
             state = stream._stream._stream
             assert sum(len(chunk) for chunk, _ in state.chunks) <= http2.STREAM_WINDOW
             digest = hashlib.sha256(pattern(received))
@@ -292,7 +293,7 @@ async def test_keepalive_expiry(h2c_server: HypercornServer) -> None:
         await pool.request("GET", h2c_server.url + "/")
         first = only_connection(pool)
         assert not first.has_expired()
-        await httpcore.AsyncioBackend().sleep(0.1)
+        await async_sleep(0.1)
         assert first.has_expired()
         await pool.request("GET", h2c_server.url + "/")
         assert only_connection(pool) is not first
@@ -410,7 +411,7 @@ async def test_goaway_read_while_idle(raw_server: RawServerFactory) -> None:
     async with pool_for() as pool:
         assert (await pool.request("GET", srv.url + "/1")).body == b"one"
         first = only_connection(pool)
-        await httpcore.AsyncioBackend().sleep(0.3)  # the GOAWAY waits, unread
+        await async_sleep(0.3)  # the GOAWAY waits, unread
         assert not first.has_expired()
         assert (await pool.request("POST", srv.url + "/2", body=b"x")).body == b"ok:/2"
         assert first.is_closed() and first._stream_closed
@@ -648,7 +649,7 @@ async def test_server_closed_idle_connection(raw_server: RawServerFactory) -> No
     async with pool_for() as pool:
         assert (await pool.request("GET", srv.url + "/1")).body == b"one"
         srv.wait_for_connections(1)
-        await httpcore.AsyncioBackend().sleep(0.1)
+        await async_sleep(0.1)
         assert (await pool.request("POST", srv.url + "/2", body=b"x")).body == b"ok:/2"
     assert srv.connections_accepted == 2
 
@@ -681,7 +682,7 @@ async def test_frames_while_idle_keep_the_connection(raw_server: RawServerFactor
     async with pool_for() as pool:
         assert (await pool.request("GET", srv.url + "/1")).body == b"one"
         connection = only_connection(pool)
-        await httpcore.AsyncioBackend().sleep(0.1)
+        await async_sleep(0.1)
         assert not connection.has_expired()
         assert (await pool.request("GET", srv.url + "/2")).body == b"ok:/2"
         assert connection.capacity() == 50
@@ -760,7 +761,7 @@ async def test_sync_iterable_body_and_padded_header(h2c_server: HypercornServer)
 async def test_reset_after_the_last_chunk_was_sent(raw_server: RawServerFactory) -> None:
     async def body() -> AsyncIterator[bytes]:
         yield b"x"
-        await httpcore.AsyncioBackend().sleep(0.3)  # the server resets the stream meanwhile
+        await async_sleep(0.3)  # the server resets the stream meanwhile
 
     def script(peer: H2Peer) -> None:
         peer.wait(lambda: 1 in peer.requests and bool(peer.requests[1].body))
@@ -831,13 +832,13 @@ async def test_writes_to_a_dead_connection(raw_server: RawServerFactory) -> None
     async with pool_for() as pool:
         partial = await pool.request("GET", srv.url + "/1", stream=True)
         assert (await pool.request("GET", srv.url + "/2")).body == b"whole"
-        await httpcore.AsyncioBackend().sleep(0.2)  # the reset has arrived by now
+        await async_sleep(0.2)  # the reset has arrived by now
         await partial.aclose()  # its RST_STREAM cannot be written: no error for the caller
     pool2 = pool_for()
     srv2 = raw_server(h2_handler(script))
     partial = await pool2.request("GET", srv2.url + "/1", stream=True)
     await pool2.request("GET", srv2.url + "/2")
-    await httpcore.AsyncioBackend().sleep(0.2)
+    await async_sleep(0.2)
     await pool2.aclose()  # its GOAWAY cannot be written: no error either
     with pytest.raises(httpcore.ReadError):
         await partial.aread()

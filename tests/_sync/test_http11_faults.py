@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import pytest
 
 import httpcore
+from tests.concurrency import sync_sleep
 from tests.servers.raw import (
     Fault,
     Handler,
@@ -445,7 +446,7 @@ def test_unsolicited_bytes_while_idle(raw_server: RawServerFactory, close: bool)
     with httpcore.ConnectionPool(timeout=TIMEOUT) as pool:
         r = pool.request("GET", srv.url + "/fault")
         assert r.body == b"first"
-        httpcore.SyncBackend().sleep(0.3)
+        sync_sleep(0.3)
         check_healthy(pool, srv)
     assert srv.connections_accepted == 2
 
@@ -484,7 +485,7 @@ def test_server_closes_idle_connection(raw_server: RawServerFactory) -> None:
     with httpcore.ConnectionPool(timeout=TIMEOUT) as pool:
         r = pool.request("GET", srv.url + "/fault")
         assert r.body == b"first"
-        httpcore.SyncBackend().sleep(0.3)
+        sync_sleep(0.3)
         # A POST is never retried: it succeeds only if the closed connection was noticed.
         r = pool.request("POST", srv.url + "/fault", body=b"payload")
         assert r.body == b"first"
@@ -555,7 +556,7 @@ def test_abandoned_streaming_response_is_not_reused(raw_server: RawServerFactory
                 assert chunk == b"hello"
                 break
         assert pool.connections == []
-        httpcore.SyncBackend().sleep(0.2)
+        sync_sleep(0.2)
         check_healthy(pool, srv)
     assert srv.connections_accepted == 2
 
@@ -670,7 +671,7 @@ def test_write_timeout_releases_the_socket(raw_server: RawServerFactory) -> None
     assert pool.connections == []
     check_healthy(pool, srv)
     pool.close()
-    httpcore.SyncBackend().sleep(0.05)
+    sync_sleep(0.05)
     leaked = {(fd, target) for fd, target in open_fds() - before if fd not in server_fds}
     assert leaked == set()
 

@@ -22,6 +22,7 @@ from h2.settings import SettingCodes
 import httpcore
 from httpcore._sync import http2
 from httpcore._exceptions import ConnectionNotAvailable
+from tests.concurrency import sync_sleep
 from tests.servers.app import pattern
 from tests.servers.asgi_server import HypercornServer, UvicornServer
 from tests.servers.h2raw import H2Peer, h2_handler
@@ -206,7 +207,7 @@ def test_large_download_streams_with_bounded_buffer(h2c_server: HypercornServer)
             assert r.status_code == 200
             stream = r.stream()
             received = len(stream.__next__())
-            httpcore.SyncBackend().sleep(0.2)  # a slow reader: the server must wait for us
+            sync_sleep(0.2)  # a slow reader: the server must wait for us
             state = stream._stream._stream
             assert sum(len(chunk) for chunk, _ in state.chunks) <= http2.STREAM_WINDOW
             digest = hashlib.sha256(pattern(received))
@@ -293,7 +294,7 @@ def test_keepalive_expiry(h2c_server: HypercornServer) -> None:
         pool.request("GET", h2c_server.url + "/")
         first = only_connection(pool)
         assert not first.has_expired()
-        httpcore.SyncBackend().sleep(0.1)
+        sync_sleep(0.1)
         assert first.has_expired()
         pool.request("GET", h2c_server.url + "/")
         assert only_connection(pool) is not first
@@ -411,7 +412,7 @@ def test_goaway_read_while_idle(raw_server: RawServerFactory) -> None:
     with pool_for() as pool:
         assert (pool.request("GET", srv.url + "/1")).body == b"one"
         first = only_connection(pool)
-        httpcore.SyncBackend().sleep(0.3)  # the GOAWAY waits, unread
+        sync_sleep(0.3)  # the GOAWAY waits, unread
         assert not first.has_expired()
         assert (pool.request("POST", srv.url + "/2", body=b"x")).body == b"ok:/2"
         assert first.is_closed() and first._stream_closed
@@ -649,7 +650,7 @@ def test_server_closed_idle_connection(raw_server: RawServerFactory) -> None:
     with pool_for() as pool:
         assert (pool.request("GET", srv.url + "/1")).body == b"one"
         srv.wait_for_connections(1)
-        httpcore.SyncBackend().sleep(0.1)
+        sync_sleep(0.1)
         assert (pool.request("POST", srv.url + "/2", body=b"x")).body == b"ok:/2"
     assert srv.connections_accepted == 2
 
@@ -682,7 +683,7 @@ def test_frames_while_idle_keep_the_connection(raw_server: RawServerFactory) -> 
     with pool_for() as pool:
         assert (pool.request("GET", srv.url + "/1")).body == b"one"
         connection = only_connection(pool)
-        httpcore.SyncBackend().sleep(0.1)
+        sync_sleep(0.1)
         assert not connection.has_expired()
         assert (pool.request("GET", srv.url + "/2")).body == b"ok:/2"
         assert connection.capacity() == 50
@@ -761,7 +762,7 @@ def test_sync_iterable_body_and_padded_header(h2c_server: HypercornServer) -> No
 def test_reset_after_the_last_chunk_was_sent(raw_server: RawServerFactory) -> None:
     def body() -> Iterator[bytes]:
         yield b"x"
-        httpcore.SyncBackend().sleep(0.3)  # the server resets the stream meanwhile
+        sync_sleep(0.3)  # the server resets the stream meanwhile
 
     def script(peer: H2Peer) -> None:
         peer.wait(lambda: 1 in peer.requests and bool(peer.requests[1].body))
@@ -832,13 +833,13 @@ def test_writes_to_a_dead_connection(raw_server: RawServerFactory) -> None:
     with pool_for() as pool:
         partial = pool.request("GET", srv.url + "/1", stream=True)
         assert (pool.request("GET", srv.url + "/2")).body == b"whole"
-        httpcore.SyncBackend().sleep(0.2)  # the reset has arrived by now
+        sync_sleep(0.2)  # the reset has arrived by now
         partial.close()  # its RST_STREAM cannot be written: no error for the caller
     pool2 = pool_for()
     srv2 = raw_server(h2_handler(script))
     partial = pool2.request("GET", srv2.url + "/1", stream=True)
     pool2.request("GET", srv2.url + "/2")
-    httpcore.SyncBackend().sleep(0.2)
+    sync_sleep(0.2)
     pool2.close()  # its GOAWAY cannot be written: no error either
     with pytest.raises(httpcore.ReadError):
         partial.read()

@@ -294,7 +294,7 @@ def test_every_reply_code(raw_server: RawServerFactory, code: int) -> None:
     assert str(info.value) == f"The SOCKS proxy could not connect to origin.example:8080: {reason}"
 
 
-class TwoAddressBackend(httpcore.SyncBackend):
+class TwoAddressBackend(httpcore.AsyncioBackend):
     """Resolves every name to an address the proxy refuses, then one that works."""
 
     def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
@@ -324,7 +324,7 @@ def test_first_address_taken_when_it_works(raw_server: RawServerFactory, server:
     assert [request.host for request in script.requests] == ["127.0.0.1"]
 
 
-class FirstWorksBackend(httpcore.SyncBackend):
+class FirstWorksBackend(httpcore.AsyncioBackend):
     def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
         return ["127.0.0.1", "127.0.0.2"]
 
