@@ -48,10 +48,10 @@ from ._sync.interfaces import ConnectionInterface
 from ._sync.proxy_pool import HTTPProxy, SOCKSProxy
 
 if typing.TYPE_CHECKING:
+    from ._backends.trio_backend import TrioBackend as TrioBackend  # not in __all__: optional
     from ._exceptions import HTTPCoreError, PoolClosed
 
 __version__ = "1.1.0"
-
 
 if not typing.TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
 
@@ -60,20 +60,14 @@ if not typing.TYPE_CHECKING:  # type checkers see the imports above, and no catc
             from . import _exceptions
 
             return getattr(_exceptions, name)
+        if name == "TrioBackend":  # trio is optional, and imported only when asked for
+            from ._backends.trio_backend import TrioBackend
+
+            return TrioBackend
         raise AttributeError(f"module 'httpcore' has no attribute {name!r}")
 
     def __dir__() -> list[str]:
         return sorted(set(globals()) | {"HTTPCoreError", "PoolClosed"})
-
-
-def __getattr__(name: str) -> object:
-    # The trio backend, importable as httpcore.TrioBackend without importing trio
-    # until it is asked for (trio is optional: pip install httpcore[trio]).
-    if name == "TrioBackend":
-        from ._backends.trio_backend import TrioBackend
-
-        return TrioBackend
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

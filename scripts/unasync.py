@@ -54,6 +54,7 @@ REPLACEMENTS = {
     "AsyncResponseStream": "ResponseStream",
     "AsyncUpgradedStream": "UpgradedStream",
     "AsyncEvent": "SyncEvent",
+    "AsyncRunningBackend": "SyncBackend",
     "AsyncStateLock": "SyncStateLock",
     "AsyncWaiter": "SyncWaiter",
     "AsyncWaiterTimeouts": "SyncWaiterTimeouts",

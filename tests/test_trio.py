@@ -378,8 +378,9 @@ def test_no_running_library_is_a_clear_error() -> None:
 
 def test_trio_backend_is_exported_lazily() -> None:
     assert httpcore.TrioBackend is TrioBackend
+    missing = "NoSuchName"
     with pytest.raises(AttributeError):
-        httpcore.NoSuchName
+        getattr(httpcore, missing)
 
 
 def test_trio_is_not_imported_under_asyncio(server: UvicornServer) -> None:

@@ -259,3 +259,13 @@ class TrioBackend(AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)
+
+    async def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
+        try:
+            with trio.CancelScope(deadline=_deadline(timeout)) as scope:
+                infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                return list(dict.fromkeys(str(info[4][0]) for info in infos))
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise ConnectError(f"Could not resolve {host}: {exc}") from exc
+        assert scope.cancelled_caught
+        raise ConnectTimeout(f"Timed out resolving {host}")

@@ -15,6 +15,7 @@ import pytest
 
 import httpcore
 from httpcore._socks import REPLY_MESSAGES
+from tests.concurrency import AsyncRunningBackend
 from tests.conftest import SOCKS_AUTH
 from tests.servers.asgi_server import HypercornServer, UvicornServer
 from tests.servers.netutil import bind_listener
@@ -293,7 +294,7 @@ async def test_every_reply_code(raw_server: RawServerFactory, code: int) -> None
     assert str(info.value) == f"The SOCKS proxy could not connect to origin.example:8080: {reason}"
 
 
-class TwoAddressBackend(httpcore.AsyncioBackend):
+class TwoAddressBackend(AsyncRunningBackend):
     """Resolves every name to an address the proxy refuses, then one that works."""
 
     async def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
@@ -323,7 +324,7 @@ async def test_first_address_taken_when_it_works(raw_server: RawServerFactory, s
     assert [request.host for request in script.requests] == ["127.0.0.1"]
 
 
-class FirstWorksBackend(httpcore.AsyncioBackend):
+class FirstWorksBackend(AsyncRunningBackend):
     async def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
         return ["127.0.0.1", "127.0.0.2"]
 

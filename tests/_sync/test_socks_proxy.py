@@ -16,6 +16,7 @@ import pytest
 
 import httpcore
 from httpcore._socks import REPLY_MESSAGES
+from tests.concurrency import SyncBackend
 from tests.conftest import SOCKS_AUTH
 from tests.servers.asgi_server import HypercornServer, UvicornServer
 from tests.servers.netutil import bind_listener
@@ -294,7 +295,7 @@ def test_every_reply_code(raw_server: RawServerFactory, code: int) -> None:
     assert str(info.value) == f"The SOCKS proxy could not connect to origin.example:8080: {reason}"
 
 
-class TwoAddressBackend(httpcore.AsyncioBackend):
+class TwoAddressBackend(SyncBackend):
     """Resolves every name to an address the proxy refuses, then one that works."""
 
     def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
@@ -324,7 +325,7 @@ def test_first_address_taken_when_it_works(raw_server: RawServerFactory, server:
     assert [request.host for request in script.requests] == ["127.0.0.1"]
 
 
-class FirstWorksBackend(httpcore.AsyncioBackend):
+class FirstWorksBackend(SyncBackend):
     def resolve(self, host: str, port: int, timeout: float | None = None) -> list[str]:
         return ["127.0.0.1", "127.0.0.2"]
 
