@@ -118,6 +118,24 @@ def test_body_kinds() -> None:
     assert list(_content(io.BytesIO(b"abc"), True)) == [b"abc"]
 
 
+def test_unseekable_file_body(session: requests.Session, server: UvicornServer) -> None:
+    class Pipe(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = [b"abc", b"def"]
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            return self.data.pop(0) if self.data else b""
+
+        def tell(self) -> int:
+            raise io.UnsupportedOperation("not seekable")
+
+    r = session.post(server.url + "/upload", data=Pipe())
+    assert json.loads(r.content)["length"] == 6
+
+
 def test_bytes_body_without_content_length_is_chunked(raw_server: RawServerFactory) -> None:
     server = raw_server(keep_alive(ok()))
     with mounted() as s:
@@ -206,6 +224,18 @@ def test_connection_refused(session: requests.Session) -> None:
     assert isinstance(info.value.args[0], urllib3.exceptions.MaxRetryError)
 
 
+@pytest.fixture
+def no_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every name lookup fails at once, as for an unknown name (nothing leaves the machine)."""
+    import socket
+
+    def fail(host: object, *args: object, **kwargs: object) -> typing.NoReturn:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+
+
+@pytest.mark.usefixtures("no_dns")
 def test_name_resolution_error(session: requests.Session) -> None:
     with pytest.raises(
         requests.exceptions.ConnectionError, match=r"Failed to resolve 'nonexistent\.invalid'"
@@ -587,7 +617,7 @@ def test_socks_proxies(
         session.get(server.url, proxies={"http": f"socks4://127.0.0.1:{port}"})
 
 
-def test_bad_proxy_urls(session: requests.Session, server: UvicornServer) -> None:
+def test_bad_proxy_urls(session: requests.Session, server: UvicornServer, no_dns: None) -> None:
     with pytest.raises(requests.exceptions.InvalidProxyURL):
         session.get(server.url, proxies={"http": "http://:8080"})
     with pytest.raises(requests.exceptions.ProxyError, match="Failed to resolve"):

@@ -316,3 +316,76 @@ def test_body_read_timeout(session: requests.Session, raw_server: RawServerFacto
     r = session.get(url, timeout=0.2, stream=True)
     with pytest.raises(urllib3.exceptions.ReadTimeoutError):
         r.raw.read()
+
+
+class _Body:
+    """A body stream as the pool hands it out: iterable, closable."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = list(chunks)
+        self.closed = False
+
+    def __iter__(self) -> _Body:
+        return self
+
+    def __next__(self) -> bytes:
+        if not self.chunks:
+            raise StopIteration
+        return self.chunks.pop(0)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def make_raw(headers: list[tuple[bytes, bytes]], *chunks: bytes, method: str = "GET") -> RawResponse:
+    import httpcore
+    from httpcore.contrib.requests._errors import Endpoint
+
+    response = httpcore.Response(200, headers=headers, content=_Body(*chunks))
+    return RawResponse(response, Endpoint("http", "h", 80, "http://h/", "/"), method)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(b"12", 12), (b"3, 3", 3), (b"3, 4", None), (b"x", None)],
+)
+def test_content_length_values(value: bytes, expected: int | None) -> None:
+    raw = make_raw([(b"Content-Length", value)], b"")
+    assert raw.length_remaining == expected
+    assert make_raw([(b"Content-Length", value)], method="HEAD").length_remaining == 0
+
+
+def test_headers_replaced_or_edited_are_what_counts() -> None:
+    raw = make_raw([(b"A", b"1"), (b"a", b"2")], b"abc")
+    assert raw.joined_headers == {"a": ("A", "1, 2")}
+    raw.headers["Content-Encoding"] = "gzip"
+    assert raw.header("content-encoding") == "gzip"
+    assert raw.joined_headers["content-encoding"] == ("Content-Encoding", "gzip")
+    raw.headers = urllib3.HTTPHeaderDict({"X": "y"})
+    assert raw.header("x") == "y" and raw.getheader("X") == "y"
+
+
+def test_small_reads_and_lines_without_newline_at_end() -> None:
+    raw = make_raw([], b"ab", b"", b"cd\nef")
+    assert raw.read1(0) == b"" and raw.read1(-1) == b"ab"
+    assert list(raw) == [b"cd\n", b"ef"]
+    raw = make_raw([], b"abcdef")
+    assert raw.read1(2) == b"ab" and raw.read(-5) == b"cdef"
+    raw = make_raw([], b"abc")
+    raw.close()
+    assert raw.closed and raw.read1() == b""
+
+
+def test_release_callback_runs_once() -> None:
+    import httpcore
+    from httpcore.contrib.requests._errors import Endpoint
+
+    released: list[int] = []
+    body = _Body(b"abc")
+    response = httpcore.Response(200, content=body)
+    raw = RawResponse(
+        response, Endpoint("http", "h", 80, "http://h/", "/"), "GET", None, lambda: released.append(1)
+    )
+    raw.release_conn()
+    raw.close()
+    assert released == [1] and body.closed

@@ -192,6 +192,17 @@ def _checked_headers(items: tuple[tuple[typing.Any, typing.Any], ...]) -> list[t
         return enforce_headers(items)
 
 
+def _position(body: typing.Any) -> int | None:
+    """Where a seekable file body starts, to send it again on a retry (else None)."""
+    if not (hasattr(body, "tell") and hasattr(body, "seek")):
+        return None
+    try:
+        position: int = body.tell()
+    except OSError:  # a pipe or socket: it cannot be rewound
+        return None
+    return position
+
+
 def _blocks(body: typing.Any) -> Iterator[bytes]:
     """A file-like body in blocks (text files encoded as UTF-8, as urllib3 does)."""
     while block := body.read(_BLOCK_SIZE):
@@ -370,7 +381,7 @@ class HTTPCoreAdapter(HTTPAdapter):
         method = typing.cast(str, request.method)
         body = request.body
         chunked = not (body is None or "Content-Length" in request.headers)
-        position = body.tell() if hasattr(body, "tell") and hasattr(body, "seek") else None  # type: ignore[union-attr]
+        position = _position(body)
         try:
             hc_request = Request(
                 method, split.url, content=_content(body, chunked), extensions={"timeout": timeouts}

@@ -258,6 +258,8 @@ class RawResponse(io.IOBase):
             return b""
         try:
             chunk: bytes = next(stream)
+            while not chunk:  # b"" means the end here: skip empty pieces
+                chunk = next(stream)
         except StopIteration:
             self._ended()
             return b""
