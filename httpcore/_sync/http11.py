@@ -44,7 +44,7 @@ from .._exceptions import (
     StaleConnection,
     WriteError,
 )
-from .._h11_heads import install as install_head_cache
+from .._h11_shortcuts import install_head_cache, take_counted_body
 from .._models import Origin, Request, Response
 from .interfaces import ConnectionInterface, ResponseStream
 from .request_body import first_chunk
@@ -197,7 +197,8 @@ class HTTP11Connection(ConnectionInterface):
         """The body bytes h11 can produce from what was already read, and whether the
         body ended with them; no I/O."""
         h = self._h11
-        chunks: list[bytes] = []
+        whole = take_counted_body(h)  # then h11 only ends the message
+        chunks: list[bytes] = [] if whole is None else [whole]
         while True:
             event = h.next_event()
             if type(event) is h11.Data:

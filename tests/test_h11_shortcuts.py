@@ -1,5 +1,6 @@
-"""The cache of response heads parsed by h11 (``httpcore/_h11_heads.py``), driven
-through h11 directly, and once through a pool on loopback."""
+"""The shortcuts through h11 (``httpcore/_h11_shortcuts.py``): response heads parsed
+once, a whole counted body taken at once; driven through h11 directly, and through a
+pool on loopback."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import h11
 import pytest
 
 import httpcore
-from httpcore import _h11_heads
+from httpcore import _h11_shortcuts as _h11_heads
 from tests.servers.raw import RawServerFactory, keep_alive, ok
 
 HEAD = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 2\r\n\r\n"
@@ -28,7 +29,7 @@ def exchange(h: h11.Connection, response: bytes) -> list[typing.Any]:
     h.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
     h.send(h11.EndOfMessage())
     h.receive_data(response)
-    _h11_heads.install(h)
+    _h11_heads.install_head_cache(h)
     events: list[typing.Any] = []
     while True:
         event = h.next_event()
@@ -47,7 +48,7 @@ def test_response_head_parsed_once() -> None:
     h = h11.Connection(h11.CLIENT)
     h.send(h11.Request(method="HEAD", target="/", headers=[("Host", "x")]))
     h.send(h11.EndOfMessage())
-    _h11_heads.install(h)
+    _h11_heads.install_head_cache(h)
     assert h._reader is _h11_heads._read_head, "h11's reader of a response head was replaced"
     h.receive_data(HEAD)
     assert isinstance(h.next_event(), h11.Response)
@@ -111,3 +112,48 @@ def test_through_the_pool(raw_server: RawServerFactory) -> None:
     assert [r.headers for r in responses] == [[(b"X-Same", b"1"), (b"content-length", b"6")]] * 3
     assert len(_h11_heads._heads) == 1
     assert srv.connections_accepted == 1
+
+
+def response_head_read(response: bytes) -> h11.Connection:
+    """An h11 client connection that has sent a GET, been fed ``response`` and given
+    back the response head."""
+    h = h11.Connection(h11.CLIENT)
+    h.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    h.send(h11.EndOfMessage())
+    h.receive_data(response)
+    assert isinstance(h.next_event(), h11.Response)
+    return h
+
+
+def test_counted_body_taken_whole() -> None:
+    """Fails loudly if the h11 details it leans on change: the body comes out whole and
+    h11 goes straight to the end of the message, with the next response intact."""
+    h = response_head_read(HEAD + b"ok" + HEAD + b"no")
+    assert _h11_heads.take_counted_body(h) == b"ok"
+    assert h.next_event() == h11.EndOfMessage()
+    h.start_next_cycle()
+    unread, closed = h.trailing_data
+    assert (bytes(unread), closed) == (HEAD + b"no", False)
+
+
+@pytest.mark.parametrize(
+    ("response", "body"),
+    [
+        (HEAD + b"o", None),  # not all there yet
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", None),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", b""),  # no body: h11 counts zero bytes
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b""),
+    ],
+)
+def test_counted_body_left_to_h11(response: bytes, body: bytes | None) -> None:
+    h = response_head_read(response)
+    assert _h11_heads.take_counted_body(h) == body
+    events: list[typing.Any] = []
+    while (event := h.next_event()) is not h11.NEED_DATA:
+        events.append(event)
+        if type(event) is h11.EndOfMessage:
+            break
+    if response == HEAD + b"o":
+        assert events == [h11.Data(data=b"o")], "h11 read what there was, as ever"
+    else:
+        assert events[-1] == h11.EndOfMessage()
