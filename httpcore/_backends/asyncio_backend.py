@@ -222,7 +222,11 @@ class AsyncioStream(AsyncNetworkStream):
                 except (OSError, AttributeError):
                     pass
                 return
-            if transport.get_write_buffer_size():
+            try:
+                queued = transport.get_write_buffer_size()
+            except AttributeError:  # pragma: no cover - Python 3.10: a TLS transport after connection_lost
+                queued = 0
+            if queued:
                 # Data still queued means the exchange was abandoned (a write timeout,
                 # an early response): close() would hold the socket, and the buffer,
                 # until a peer that may never read had taken it all.
