@@ -145,9 +145,9 @@ def markdown(doc: dict[str, Any]) -> str:
         )
         rows = []
         for c in clients:
-            if c == "ours":
+            if c not in doc["ratios"]:  # ours, and the trio pair (its own table below)
                 continue
-            r = doc["ratios"].get(c, {})
+            r = doc["ratios"][c]
             rows.append(
                 [label[c]] + [f"{r[s]['cpu']:.2f}" if s in r and r[s]["cpu"] else DASH for s in scenarios]
             )
@@ -155,9 +155,9 @@ def markdown(doc: dict[str, Any]) -> str:
         parts.append("\n## Ours vs peers: throughput, ours ÷ peer (> 1.00: ours is faster)\n\n")
         rows = []
         for c in clients:
-            if c == "ours":
+            if c not in doc["ratios"]:  # ours, and the trio pair (its own table below)
                 continue
-            r = doc["ratios"].get(c, {})
+            r = doc["ratios"][c]
             rows.append(
                 [label[c]]
                 + [f"{r[s]['throughput']:.2f}" if s in r and r[s]["throughput"] else DASH for s in scenarios]
@@ -169,6 +169,15 @@ def markdown(doc: dict[str, Any]) -> str:
             "\n## requests on HTTPCoreAdapter ÷ requests on its default adapter (urllib3): CPU µs/req\n\n"
         )
         r = doc["adapter_ratios"]
+        parts.append(
+            _table(
+                ["", *head[1:]], [["ratio"] + [f"{r[s]['cpu']:.2f}" if s in r else DASH for s in scenarios]]
+            )
+        )
+
+    if doc.get("trio_ratios"):
+        parts.append("\n## Under trio.run: ours ÷ encode's httpcore 1.0.9, CPU µs/req\n\n")
+        r = doc["trio_ratios"]
         parts.append(
             _table(
                 ["", *head[1:]], [["ratio"] + [f"{r[s]['cpu']:.2f}" if s in r else DASH for s in scenarios]]

@@ -56,6 +56,7 @@ import report  # noqa: E402
 SYNC = ["seq_sync", "threads_8", "download_sync", "upload_sync", "tls_sync"]
 ASYNC = ["seq_async", "async_100x10", "async_100x100", "download_async", "upload_async", "tls_async"]
 H2 = ["h2_seq_async", "h2_100_streams"]
+TRIO = ["seq_async", "async_100x10", "download_async", "h2_seq_async", "h2_100_streams"]
 SCENARIO_ORDER = [
     "seq_sync",
     "seq_async",
@@ -88,6 +89,9 @@ CLIENTS: list[Client] = [
     Client("ours", "ours.py", "ours", tuple(SCENARIO_ORDER)),
     Client("httpcore 1.0.9", "encode_httpcore.py", "peers", tuple(SCENARIO_ORDER)),
     Client("httpx", "httpx_client.py", "peers", tuple(SCENARIO_ORDER)),
+    # Under trio.run: the scenarios a trio user runs, ours against encode's httpcore.
+    Client("ours+trio", "ours.py", "ours", tuple(TRIO), ("--loop", "trio")),
+    Client("httpcore 1.0.9+trio", "encode_httpcore.py", "peers", tuple(TRIO), ("--loop", "trio")),
     Client("aiohttp", "aiohttp_client.py", "peers", tuple(ASYNC)),
     Client("aiohttp+uvloop", "aiohttp_client.py", "peers", tuple(ASYNC), ("--loop", "uvloop")),
     Client("urllib3", "urllib3_client.py", "peers", tuple(SYNC)),
@@ -318,7 +322,7 @@ def summarise(plan: Plan) -> dict[str, Any]:
     ratios: dict[str, dict[str, Any]] = {}
     ours = summary.get("ours", {})
     for c in plan.clients:
-        if c.name == "ours":
+        if c.name == "ours" or c.name.endswith("+trio"):  # the trio pair has its own table
             continue
         ratios[c.name] = {}
         for s in plan.scenarios:
@@ -337,7 +341,14 @@ def summarise(plan: Plan) -> dict[str, Any]:
         b = summary.get("requests", {}).get(s)
         if a and b and a["ok"] and b["ok"] and b["cpu_us_per_req"]:
             adapter[s] = {"cpu": a["cpu_us_per_req"] / b["cpu_us_per_req"]}
-    return {"summary": summary, "ratios": ratios, "adapter_ratios": adapter}
+    # Under trio.run: ours against encode's httpcore, both on trio.
+    trio_ratios: dict[str, Any] = {}
+    for s in plan.scenarios:
+        a = summary.get("ours+trio", {}).get(s)
+        b = summary.get("httpcore 1.0.9+trio", {}).get(s)
+        if a and b and a["ok"] and b["ok"] and b["cpu_us_per_req"]:
+            trio_ratios[s] = {"cpu": a["cpu_us_per_req"] / b["cpu_us_per_req"]}
+    return {"summary": summary, "ratios": ratios, "adapter_ratios": adapter, "trio_ratios": trio_ratios}
 
 
 def versions(python: str | None, modules: list[str]) -> dict[str, str]:
@@ -351,7 +362,8 @@ def versions(python: str | None, modules: list[str]) -> dict[str, str]:
         "    except Exception: pass\n"
         "print(json.dumps(out))\n"
     )
-    r = subprocess.run([python, "-c", code], capture_output=True, text=True, env=clean_env())
+    # From bench/clients: in the repo root, "import httpcore" would find ours, not the peer's.
+    r = subprocess.run([python, "-c", code], capture_output=True, text=True, env=clean_env(), cwd=CLIENTS_DIR)
     try:
         return dict(json.loads(r.stdout))
     except json.JSONDecodeError:
@@ -429,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             ap.error(f"unknown clients {sorted(unknown)}; known: {[c.name for c in CLIENTS]}")
     else:
-        clients = [CLIENTS[0]] if smoke else list(CLIENTS)
+        clients = [c for c in CLIENTS if c.name in ("ours", "ours+trio")] if smoke else list(CLIENTS)
     scenarios = SCENARIO_ORDER
     if args.scenarios:
         scenarios = [s.strip() for s in args.scenarios.split(",")]
@@ -498,10 +510,10 @@ def main(argv: list[str] | None = None) -> int:
         "kernel": platform.release(),
         "nginx": nginx_version,
         "ours_python": ours_python,
-        "ours_versions": versions(ours_python, ["h11", "h2", "certifi"]),
+        "ours_versions": versions(ours_python, ["h11", "h2", "certifi", "trio"]),
         "peers_versions": versions(
             peers_python,
-            ["httpcore", "httpx", "h11", "h2", "anyio", "aiohttp", "uvloop", "urllib3", "requests"],
+            ["httpcore", "httpx", "h11", "h2", "anyio", "trio", "aiohttp", "uvloop", "urllib3", "requests"],
         )
         if need_peers
         else {},

@@ -73,8 +73,12 @@ def current_async_library() -> AsyncLibrary:
 def _trio_library() -> AsyncLibrary:
     global _trio
     trio = sys.modules.get("trio")  # never imported here: if it is running, it is loaded
-    if trio is None or not trio.lowlevel.in_trio_task():
-        raise RuntimeError("httpcore's async API needs a running asyncio event loop or trio.run()")
+    try:
+        if trio is None:
+            raise RuntimeError()
+        trio.lowlevel.current_task()  # raises outside a trio task (in_trio_task() needs trio 0.29)
+    except RuntimeError:
+        raise RuntimeError("httpcore's async API needs a running asyncio event loop or trio.run()") from None
     if _trio is None:
         from ._backends.trio_backend import TrioBackend
         from ._synchronization_trio import TrioEvent, TrioLock, TrioWaiter, trio_checkpoint

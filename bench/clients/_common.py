@@ -17,7 +17,10 @@ every request of the scenario succeeded and was checked.
 
 Command line (what bench/run.py calls):
   python clients/<client>.py SCENARIO --http-url URL --https-url URL [--h2-url URL]
-         --ca CA.pem --count N --seconds S [--loop asyncio|uvloop]
+         --ca CA.pem --count N --seconds S [--loop asyncio|uvloop|trio]
+
+With ``--loop trio`` the async scenarios run under ``trio.run`` (trio is imported only
+then), the tasks started in a nursery instead of ``asyncio.gather``.
 """
 
 from __future__ import annotations
@@ -165,8 +168,27 @@ async def _async_loop(
             slowest = max(slowest, clock() - t)
             done += 1
 
-    await asyncio.gather(*(worker() for _ in range(workers)))
+    await _run_tasks(worker, workers)
     return done, slowest
+
+
+def _in_trio(trio: Any) -> bool:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def _run_tasks(task: Callable[[], Awaitable[None]], count: int) -> None:
+    """Run ``count`` copies of ``task`` concurrently, with the running library."""
+    trio: Any = sys.modules.get("trio")
+    if trio is not None and _in_trio(trio):
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(task)
+    else:
+        await asyncio.gather(*(task() for _ in range(count)))
 
 
 def _warmup_plan(cfg: Config, sc: Scenario) -> tuple[int, float]:
@@ -346,6 +368,11 @@ def _open_tcp_connections(port: int) -> int | None:
 
 
 def run_async(cls: Any, cfg: Config, sc: Scenario) -> dict[str, Any]:
+    if cfg.loop == "trio":
+        import trio  # only for --loop trio
+
+        result: dict[str, Any] = trio.run(_run_async, cls, cfg, sc)
+        return result
     if cfg.loop == "uvloop":
         import uvloop  # only in the peers venv
 
@@ -366,7 +393,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     ap.add_argument("--ca", required=True)
     ap.add_argument("--count", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    ap.add_argument("--loop", choices=["asyncio", "uvloop", "trio"], default="asyncio")
     a = ap.parse_args(argv)
     return Config(
         a.scenario,

@@ -37,6 +37,7 @@ __all__ = ["TrioBackend", "TrioStream"]
 
 # How long a write begun in a cancelled scope may take to finish (see TrioStream.write).
 CLEANUP_WRITE_TIMEOUT = 0.5
+RECEIVE_SIZE = 256 * 1024
 
 # What trio raises for a broken, closed or misused stream, and the OS and ssl errors a
 # raw socket or a TLS handshake may raise before trio wraps them.
@@ -58,6 +59,15 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or repr(exc)
 
 
+def _in_trio_run() -> bool:
+    """Whether a trio.run is going on in this thread (in_trio_run() needs trio 0.29)."""
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _deadline(timeout: float | None) -> float:
     return math.inf if timeout is None else trio.current_time() + timeout
 
@@ -71,11 +81,15 @@ class TrioStream(AsyncNetworkStream):
         self._closed = False
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        # max_bytes is a hint (see AsyncNetworkStream.read): reading up to RECEIVE_SIZE,
+        # as asyncio's transports do, takes a large body in a quarter of the reads, and
+        # each read is a pass through trio's scheduler.
+        size = max(max_bytes, RECEIVE_SIZE)
         try:
             if timeout is None:
-                return bytes(await self._stream.receive_some(max_bytes))
+                return bytes(await self._stream.receive_some(size))
             with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
-                return bytes(await self._stream.receive_some(max_bytes))
+                return bytes(await self._stream.receive_some(size))
         except _STREAM_ERRORS as exc:
             if self._closed:
                 raise ReadError("The connection is closed") from exc
@@ -120,7 +134,7 @@ class TrioStream(AsyncNetworkStream):
         nothing more on closing either."""
         if not self._closed:
             self._closed = True
-            if trio.lowlevel.in_trio_run():
+            if _in_trio_run():
                 self._socket.close()  # wakes any task waiting on it
             else:  # the trio.run that opened it is over (a pool outliving it)
                 fd = self._socket.detach()
@@ -174,7 +188,7 @@ class TrioStream(AsyncNetworkStream):
         return None
 
     def is_readable(self) -> bool:
-        if self._closed or not trio.lowlevel.in_trio_run():
+        if self._closed or not _in_trio_run():
             return True  # closed, or checked out after its trio.run ended: not usable
         stream = self._stream
         if isinstance(stream, trio.SSLStream) and stream.pending():
