@@ -53,6 +53,8 @@ __all__ = ["HTTPCoreAdapter", "Pools"]
 _BLOCK_SIZE = 65536
 _TIMEOUT_CACHE_SIZE = 64
 _PLAIN_TLS: TLSKey = ("CERT_REQUIRED", None, None, None, None)
+_PLAIN_SETTINGS = TLSSettings()
+_PLAIN_SETTINGS.cert_reqs = "CERT_NONE"
 
 
 class Pools:
@@ -114,6 +116,15 @@ def _case_insensitive(joined: dict[str, tuple[str, str]]) -> CaseInsensitiveDict
         for name, value in joined.values():
             headers[name] = value
     return headers
+
+
+def _header_items(headers: typing.Any) -> tuple[tuple[typing.Any, typing.Any], ...]:
+    """A request's headers as (name, value) pairs, names as the caller spelled them: from
+    requests' ``_store`` at once (the layout ``_case_insensitive`` relies on too)."""
+    store = getattr(headers, "_store", None)
+    if isinstance(store, dict):
+        return tuple(store.values())
+    return tuple(headers.items())  # pragma: no cover - requests' layout since 1.0
 
 
 class _SplitURL(typing.NamedTuple):
@@ -297,9 +308,12 @@ class HTTPCoreAdapter(HTTPAdapter):
     def _pool(
         self, url: str, verify: bool | str | None, cert: typing.Any, proxy: str | None
     ) -> tuple[ConnectionPool, TLSSettings, Pools]:
-        settings = TLSSettings()
-        self.cert_verify(settings, url, verify, cert)  # type: ignore[arg-type]
-        key = settings.key() if url[:6].lower() == "https:" else _PLAIN_TLS
+        if cert is None and url[:5].lower() == "http:" and type(self).cert_verify is HTTPAdapter.cert_verify:
+            settings, key = _PLAIN_SETTINGS, _PLAIN_TLS  # what cert_verify says for http://
+        else:
+            settings = TLSSettings()
+            self.cert_verify(settings, url, verify, cert)  # type: ignore[arg-type]
+            key = settings.key() if url[:6].lower() == "https:" else _PLAIN_TLS
         manager = self.poolmanager if proxy is None else self.proxy_manager_for(proxy)
         pool = manager.pools.get(key)
         if pool is None:
@@ -386,7 +400,7 @@ class HTTPCoreAdapter(HTTPAdapter):
             hc_request = Request(
                 method, split.url, content=_content(body, chunked), extensions={"timeout": timeouts}
             )
-            hc_request.headers = _checked_headers(tuple(request.headers.items()))
+            hc_request.headers = _checked_headers(_header_items(request.headers))
         except hc.LocalProtocolError as exc:
             raise rq.InvalidHeader(exc, request=request) from None
         retries: Retry = self.max_retries
@@ -420,7 +434,9 @@ class HTTPCoreAdapter(HTTPAdapter):
                 hc_request.content = self._rewind(body, position, chunked, hc_request.content)
                 continue
             raw = RawResponse(response, endpoint, method, retries, functools.partial(manager.release, pool))
-            if retries.is_retry(method, raw.status, raw.header("retry-after") is not None):
+            if (
+                retries.status_forcelist or retries.total or type(retries).is_retry is not Retry.is_retry
+            ) and (retries.is_retry(method, raw.status, raw.header("retry-after") is not None)):
                 try:
                     retries = retries.increment(method, endpoint.target, response=raw, _pool=endpoint)  # type: ignore[arg-type]
                 except u3.MaxRetryError as exc:
