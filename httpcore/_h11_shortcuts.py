@@ -1,5 +1,5 @@
-"""Two shortcuts through h11 for a small response: its head parsed once per distinct
-head, and a body h11 already holds taken whole.
+"""Shortcuts through h11: a response head parsed once per distinct head, a body h11
+already holds taken whole, a request body framed by Content-Length counted, not copied.
 
 Theory of operation. h11 parses every response head from scratch (a regex per line,
 validation, an event object), which on a small keep-alive response costs a fifth of a
@@ -18,29 +18,36 @@ connections. h11 still runs its state machine on every event.
 buffer (it came with the head), its bytes are taken out and h11's count set to zero, so
 h11 produces the EndOfMessage at once instead of a Data event first: h11 still frames
 the body and ends the message; only the Data event's bookkeeping is skipped.
+``count_body_chunk(h, n)`` is the same on the way out: a request body framed by
+Content-Length goes to the wire as it is, so h11 only counts it down (and still refuses
+a body too long or too short); a chunk that does not fit goes through h11 for its error.
 
-Both lean on private details of h11 0.16 (hence the pin below 0.17): the connection's
-``_reader`` and ``_receive_buffer``, the reader function for a response head, the
-Content-Length reader's ``_remaining``, and the receive buffer's ``_data``/``_extract``.
-Without them both do nothing and h11 does all the work; ``test_h11_shortcuts.py`` fails
-if they change.
+They lean on private details of h11 0.16 (hence the pin below 0.17): the connection's
+``_reader``, ``_writer`` and ``_receive_buffer``, the reader function for a response
+head, the Content-Length reader's ``_remaining`` and writer's ``_length``, and the
+receive buffer's ``_data``/``_extract``. Without them they do nothing and h11 does all
+the work; ``test_h11_shortcuts.py`` fails if they change.
 """
 
 from __future__ import annotations
 
 import typing
 
+import h11
+
 _h11_read_head: typing.Any
 _ContentLengthReader: typing.Any
+_ContentLengthWriter: typing.Any
 try:
-    from h11 import _readers
+    from h11 import _readers, _writers
 
     _h11_read_head = _readers.maybe_read_from_SEND_RESPONSE_server
     _ContentLengthReader = _readers.ContentLengthReader
+    _ContentLengthWriter = _writers.ContentLengthWriter
 except (ImportError, AttributeError):  # pragma: no cover - another h11 layout: h11 does it all
-    _h11_read_head = _ContentLengthReader = None
+    _h11_read_head = _ContentLengthReader = _ContentLengthWriter = None
 
-__all__ = ["install_head_cache", "take_counted_body"]
+__all__ = ["count_body_chunk", "install_head_cache", "take_counted_body"]
 
 HEADS_KEPT = 128  # distinct heads remembered (then forgotten all at once)
 HEAD_CACHED_MAX = 4096  # longer heads are parsed every time
@@ -70,6 +77,19 @@ def take_counted_body(h: typing.Any) -> bytes | None:
         buf._extract(remaining)
         reader._remaining = 0
     return body
+
+
+def count_body_chunk(h: typing.Any, size: int) -> bool:
+    """Whether ``size`` more bytes of the request body may go to the wire as they are:
+    h11 frames the body by Content-Length and they fit in it. If so, h11's count is
+    taken down by them, as sending them through h11 would have."""
+    writer: typing.Any = getattr(h, "_writer", None)
+    if _ContentLengthWriter is None or type(writer) is not _ContentLengthWriter:
+        return False
+    if h.our_state is not h11.SEND_BODY or size > writer._length:
+        return False  # h11 says what is wrong
+    writer._length -= size
+    return True
 
 
 def _read_head(buf: typing.Any) -> typing.Any:

@@ -157,3 +157,48 @@ def test_counted_body_left_to_h11(response: bytes, body: bytes | None) -> None:
         assert events == [h11.Data(data=b"o")], "h11 read what there was, as ever"
     else:
         assert events[-1] == h11.EndOfMessage()
+
+
+def request_head_sent(headers: list[tuple[str, str]]) -> h11.Connection:
+    h = h11.Connection(h11.CLIENT)
+    h.send(h11.Request(method="POST", target="/", headers=[("Host", "x"), *headers]))
+    return h
+
+
+def test_counted_request_body() -> None:
+    """Fails loudly if the h11 details it leans on change: chunks that fit the declared
+    length are counted by h11, which then ends the body, and refuses one byte more."""
+    h = request_head_sent([("Content-Length", "5")])
+    assert _h11_heads.count_body_chunk(h, 3)
+    assert not _h11_heads.count_body_chunk(h, 3), "past the declared length: left to h11"
+    with pytest.raises(h11.LocalProtocolError, match="Too much data"):
+        h.send(h11.Data(data=b"abc"))
+    h = request_head_sent([("Content-Length", "5")])
+    assert _h11_heads.count_body_chunk(h, 3) and _h11_heads.count_body_chunk(h, 2)
+    assert h.send(h11.EndOfMessage()) == b""
+    assert h.our_state is h11.DONE
+    h = request_head_sent([("Content-Length", "5")])
+    assert _h11_heads.count_body_chunk(h, 4)
+    with pytest.raises(h11.LocalProtocolError, match="Too little data"):
+        h.send(h11.EndOfMessage())
+
+
+def test_chunked_request_body_goes_through_h11() -> None:
+    h = request_head_sent([("Transfer-Encoding", "chunked")])
+    assert not _h11_heads.count_body_chunk(h, 3)
+    assert h.send(h11.Data(data=b"abc")) == b"3\r\nabc\r\n"
+    h = h11.Connection(h11.CLIENT)
+    assert not _h11_heads.count_body_chunk(h, 3), "no request sent yet"
+
+
+def test_counted_upload_through_the_pool(raw_server: RawServerFactory) -> None:
+    srv = raw_server(keep_alive(ok(b"stored")))
+    body = [b"a" * 70000, b"b" * 30000, b"c"]
+    with httpcore.ConnectionPool() as http:
+        response = http.request(
+            "PUT", srv.url + "/", headers=[(b"Content-Length", b"100001")], body=iter(body)
+        )
+        assert response.body == b"stored"
+        with pytest.raises(httpcore.LocalProtocolError, match="Too much data"):
+            http.request("PUT", srv.url + "/", headers=[(b"Content-Length", b"3")], body=iter([b"ab", b"cd"]))
+    assert srv.requests[0].endswith(b"\r\n\r\n" + b"".join(body))

@@ -43,7 +43,7 @@ from .._exceptions import (
     StaleConnection,
     WriteError,
 )
-from .._h11_shortcuts import install_head_cache, take_counted_body
+from .._h11_shortcuts import count_body_chunk, install_head_cache, take_counted_body
 from .._models import Origin, Request, Response
 from .interfaces import AsyncConnectionInterface, AsyncResponseStream
 from .request_body import first_chunk
@@ -295,6 +295,9 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         if not isinstance(chunk, bytes | bytearray | memoryview):
             raise TypeError(f"Request body chunks must be bytes, not {type(chunk).__name__}")
         if chunk:
+            if count_body_chunk(self._h11, len(chunk)):
+                await self._stream.write(chunk, timeout)  # counted by h11: no framing to add
+                return
             data = self._h11.send(h11.Data(data=chunk))
             if data:
                 await self._stream.write(data, timeout)
