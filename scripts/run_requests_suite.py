@@ -63,7 +63,10 @@ def prepare(cache: Path) -> tuple[Path, Path]:
         if _run(*download, "-d", cache, f"requests=={REQUESTS_VERSION}"):
             raise SystemExit("downloading requests' sdist failed")
         with tarfile.open(cache / f"requests-{REQUESTS_VERSION}.tar.gz") as archive:
-            archive.extractall(cache, filter="data")
+            try:
+                archive.extractall(cache, filter="data")
+            except TypeError:  # Python before 3.10.12 has no extraction filters
+                archive.extractall(cache)
     return python, source
 
 
