@@ -46,7 +46,7 @@ from .._exceptions import (
 from .._h11_shortcuts import count_body_chunk, install_head_cache, take_counted_body
 from .._models import Origin, Request, Response
 from .interfaces import AsyncConnectionInterface, AsyncResponseStream
-from .request_body import first_chunk
+from .request_body import close_body, first_chunk
 from .tracing import traced
 
 __all__ = ["TRUNCATED_HEAD", "AsyncHTTP11Connection"]
@@ -256,12 +256,15 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
 
     async def _send_body_chunks(self, content: typing.Any, timeout: float | None) -> None:
         """A body from an iterable (async iterable in async code), then its end."""
-        if isinstance(content, AsyncIterable):
-            async for chunk in content:
-                await self._send_body_chunk(chunk, timeout)
-        else:
-            for chunk in content:
-                await self._send_body_chunk(chunk, timeout)
+        try:
+            if isinstance(content, AsyncIterable):
+                async for chunk in content:
+                    await self._send_body_chunk(chunk, timeout)
+            else:
+                for chunk in content:
+                    await self._send_body_chunk(chunk, timeout)
+        finally:
+            await close_body(content)
         end = self._h11.send(_END_OF_MESSAGE)
         if end:
             await self._stream.write(end, timeout)

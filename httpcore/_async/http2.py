@@ -60,7 +60,7 @@ from .._library import current_async_library
 from .._models import Origin, Request, Response
 from .._synchronization import AsyncEvent, AsyncStateLock
 from .interfaces import AsyncConnectionInterface, AsyncResponseStream
-from .request_body import first_chunk
+from .request_body import close_body, first_chunk
 
 __all__ = ["AsyncHTTP2Connection", "AsyncHTTP2ResponseStream"]
 
@@ -427,18 +427,11 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
     async def _send_body(self, stream: _Stream, content: typing.Any, timeout: float | None) -> None:
         if isinstance(content, bytes):
             sending = await self._send_data(stream, content, timeout)
-        elif isinstance(content, AsyncIterable):
-            sending = True
-            async for chunk in content:
-                if not await self._send_data(stream, chunk, timeout):
-                    sending = False
-                    break
         else:
-            sending = True
-            for chunk in content:
-                if not await self._send_data(stream, chunk, timeout):
-                    sending = False
-                    break
+            try:
+                sending = await self._send_chunks(stream, content, timeout)
+            finally:
+                await close_body(content)  # however the upload ended
         if sending:
             with self._lock:
                 self._check(stream)
@@ -448,6 +441,18 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
                 stream.sent_end = True
                 self._dirty = True
             await self._flush(timeout)
+
+    async def _send_chunks(self, stream: _Stream, content: typing.Any, timeout: float | None) -> bool:
+        """An iterable body, chunk by chunk; False once the server wants no more of it."""
+        if isinstance(content, AsyncIterable):
+            async for chunk in content:
+                if not await self._send_data(stream, chunk, timeout):
+                    return False
+        else:
+            for chunk in content:
+                if not await self._send_data(stream, chunk, timeout):
+                    return False
+        return True
 
     async def _send_data(self, stream: _Stream, data: bytes, timeout: float | None) -> bool:
         """Send one chunk within the flow-control windows; False once the server wants

@@ -4,7 +4,11 @@ Theory of operation: a body that is bytes is framed by its length. An iterable b
 only known to be empty once iterated: httpx, for one, hands every GET an iterable that
 yields nothing but ``b""``. So the protocols take the first non-empty chunk before
 framing the head: none means no body at all (no chunked framing, no DATA frame), as
-httpcore 1.x sends it; otherwise that chunk and the rest are sent as they come.
+httpcore 1.x sends it; otherwise that chunk and the rest are sent as they come. Whatever
+ends the upload (its end, an error, the server refusing the rest), the protocols close
+the iterable ``first_chunk`` returned, which closes the iterator it took from the body
+(``aclosing()`` style: trio warns of async generators left to the collector); the
+caller's own object (a generator, a file) is never closed by us.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import typing
 from collections.abc import AsyncIterable, AsyncIterator
 
-__all__ = ["first_chunk"]
+__all__ = ["close_body", "first_chunk"]
 
 Chunk = typing.Union[bytes, bytearray, memoryview]
 _CHUNK_TYPES = (bytes, bytearray, memoryview)
@@ -29,9 +33,11 @@ async def first_chunk(content: typing.Any) -> typing.Any:
             except StopAsyncIteration:
                 return b""
             if not isinstance(chunk, _CHUNK_TYPES):
+                if iterator is not content:
+                    await close_body(iterator)
                 raise TypeError(f"Request body chunks must be bytes, not {type(chunk).__name__}")
             if chunk:
-                return _chain(chunk, iterator)
+                return _chain(chunk, iterator, iterator is not content)
     iterator_ = iter(content)
     for chunk in iterator_:
         if not isinstance(chunk, _CHUNK_TYPES):
@@ -41,10 +47,21 @@ async def first_chunk(content: typing.Any) -> typing.Any:
     return b""
 
 
-async def _chain(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
-    yield first
-    async for chunk in rest:
-        yield chunk
+async def close_body(content: typing.Any) -> None:
+    """Close what ``first_chunk`` returned, finished or not (a no-op for bytes)."""
+    close = getattr(content, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def _chain(first: Chunk, rest: AsyncIterator[Chunk], owned: bool) -> AsyncIterator[Chunk]:
+    try:
+        yield first
+        async for chunk in rest:
+            yield chunk
+    finally:
+        if owned:  # made by us from the caller's iterable: ours to close
+            await close_body(rest)
 
 
 def _chain_sync(first: Chunk, rest: typing.Iterator[Chunk]) -> typing.Iterator[Chunk]:

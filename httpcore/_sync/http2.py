@@ -61,7 +61,7 @@ from .._library import current_sync_library
 from .._models import Origin, Request, Response
 from .._synchronization import SyncEvent, SyncStateLock
 from .interfaces import ConnectionInterface, ResponseStream
-from .request_body import first_chunk
+from .request_body import close_body, first_chunk
 
 __all__ = ["HTTP2Connection", "HTTP2ResponseStream"]
 
@@ -428,18 +428,11 @@ class HTTP2Connection(ConnectionInterface):
     def _send_body(self, stream: _Stream, content: typing.Any, timeout: float | None) -> None:
         if isinstance(content, bytes):
             sending = self._send_data(stream, content, timeout)
-        elif isinstance(content, Iterable):
-            sending = True
-            for chunk in content:
-                if not self._send_data(stream, chunk, timeout):
-                    sending = False
-                    break
         else:
-            sending = True
-            for chunk in content:
-                if not self._send_data(stream, chunk, timeout):
-                    sending = False
-                    break
+            try:
+                sending = self._send_chunks(stream, content, timeout)
+            finally:
+                close_body(content)  # however the upload ended
         if sending:
             with self._lock:
                 self._check(stream)
@@ -449,6 +442,18 @@ class HTTP2Connection(ConnectionInterface):
                 stream.sent_end = True
                 self._dirty = True
             self._flush(timeout)
+
+    def _send_chunks(self, stream: _Stream, content: typing.Any, timeout: float | None) -> bool:
+        """An iterable body, chunk by chunk; False once the server wants no more of it."""
+        if isinstance(content, Iterable):
+            for chunk in content:
+                if not self._send_data(stream, chunk, timeout):
+                    return False
+        else:
+            for chunk in content:
+                if not self._send_data(stream, chunk, timeout):
+                    return False
+        return True
 
     def _send_data(self, stream: _Stream, data: bytes, timeout: float | None) -> bool:
         """Send one chunk within the flow-control windows; False once the server wants

@@ -5,7 +5,11 @@ Theory of operation: a body that is bytes is framed by its length. An iterable b
 only known to be empty once iterated: httpx, for one, hands every GET an iterable that
 yields nothing but ``b""``. So the protocols take the first non-empty chunk before
 framing the head: none means no body at all (no chunked framing, no DATA frame), as
-httpcore 1.x sends it; otherwise that chunk and the rest are sent as they come.
+httpcore 1.x sends it; otherwise that chunk and the rest are sent as they come. Whatever
+ends the upload (its end, an error, the server refusing the rest), the protocols close
+the iterable ``first_chunk`` returned, which closes the iterator it took from the body
+(``aclosing()`` style: trio warns of async generators left to the collector); the
+caller's own object (a generator, a file) is never closed by us.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import typing
 from collections.abc import Iterable, Iterator
 
-__all__ = ["first_chunk"]
+__all__ = ["close_body", "first_chunk"]
 
 Chunk = typing.Union[bytes, bytearray, memoryview]
 _CHUNK_TYPES = (bytes, bytearray, memoryview)
@@ -30,9 +34,11 @@ def first_chunk(content: typing.Any) -> typing.Any:
             except StopIteration:
                 return b""
             if not isinstance(chunk, _CHUNK_TYPES):
+                if iterator is not content:
+                    close_body(iterator)
                 raise TypeError(f"Request body chunks must be bytes, not {type(chunk).__name__}")
             if chunk:
-                return _chain(chunk, iterator)
+                return _chain(chunk, iterator, iterator is not content)
     iterator_ = iter(content)
     for chunk in iterator_:
         if not isinstance(chunk, _CHUNK_TYPES):
@@ -42,10 +48,21 @@ def first_chunk(content: typing.Any) -> typing.Any:
     return b""
 
 
-def _chain(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
-    yield first
-    for chunk in rest:
-        yield chunk
+def close_body(content: typing.Any) -> None:
+    """Close what ``first_chunk`` returned, finished or not (a no-op for bytes)."""
+    close = getattr(content, "close", None)
+    if close is not None:
+        close()
+
+
+def _chain(first: Chunk, rest: Iterator[Chunk], owned: bool) -> Iterator[Chunk]:
+    try:
+        yield first
+        for chunk in rest:
+            yield chunk
+    finally:
+        if owned:  # made by us from the caller's iterable: ours to close
+            close_body(rest)
 
 
 def _chain_sync(first: Chunk, rest: typing.Iterator[Chunk]) -> typing.Iterator[Chunk]:

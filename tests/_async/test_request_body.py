@@ -14,7 +14,7 @@ import typing
 import pytest
 
 import httpcore
-from tests.servers.asgi_server import UvicornServer
+from tests.servers.asgi_server import HypercornServer, UvicornServer
 from tests.servers.h2raw import H2Peer, H2Request, h2_handler
 from tests.servers.raw import RawServerFactory
 
@@ -73,3 +73,61 @@ async def test_http2_empty_iterable_body_ends_the_stream_with_the_headers(
         assert (await pool.request("POST", srv.url + "/", body=chunks(b"", b"data"))).body == b"ok"
     assert seen[0].complete and seen[0].frame_sizes == [] and seen[0].body == b""
     assert seen[1].body == b"data"
+
+
+class Generated:
+    """An iterable body whose iterator is a new generator each time (as httpx's
+    ByteStream): that generator is ours to close, whatever ends the upload."""
+
+    def __init__(self, *parts: typing.Any) -> None:
+        self.parts = parts
+        self.closed = 0
+
+    async def __aiter__(self) -> typing.AsyncIterator[bytes]:
+        try:
+            for part in self.parts:
+                yield part
+        finally:
+            self.closed += 1
+
+
+async def test_the_iterator_taken_from_the_body_is_closed(server: UvicornServer) -> None:
+    async with httpcore.AsyncConnectionPool() as http:
+        body = Generated(b"x" * 65536, "not bytes", b"never sent")
+        with pytest.raises(TypeError):  # the upload ends half way
+            await http.request("POST", server.url + "/echo_body", body=body)
+        assert body.closed == 1
+        body = Generated(b"abc", b"def")
+        assert (await http.request("POST", server.url + "/echo_body", body=body)).body == b"abcdef"
+        assert body.closed == 1  # exhausted, then closed
+
+
+async def test_the_callers_own_iterator_is_left_to_the_caller(server: UvicornServer) -> None:
+    finished: list[bool] = []
+
+    async def body() -> typing.AsyncGenerator[typing.Any, None]:
+        try:
+            yield b"x" * 65536
+            yield "not bytes"
+            yield b"never sent"
+        finally:
+            finished.append(True)
+
+    generator = body()
+    async with httpcore.AsyncConnectionPool() as http:
+        with pytest.raises(TypeError):
+            await http.request("POST", server.url + "/echo_body", body=generator)
+    assert finished == []  # not closed by us: the caller's object
+    await generator.aclose()
+    assert finished == [True]
+
+
+async def test_http2_closes_the_iterator_it_took(h2c_server: HypercornServer) -> None:
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True) as pool:
+        body = Generated(b"x" * 65536, b"y")
+        r = await pool.request("POST", h2c_server.url + "/echo_body", body=body)
+        assert (len(r.body), body.closed) == (65537, 1)
+        body = Generated(b"x", "not bytes")
+        with pytest.raises(TypeError):
+            await pool.request("POST", h2c_server.url + "/echo_body", body=body)
+        assert body.closed == 1
