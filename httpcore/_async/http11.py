@@ -217,7 +217,9 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         h = self._h11
         content: typing.Any = request.content
         if content is not None and type(content) is not bytes:
-            content = await first_chunk(content)  # an empty iterable: no body at all
+            content = await first_chunk(content)
+            if type(content) is bytes:  # empty: no body at all, and safe to send again
+                request.content = content
         head = self._encode_head(request, content)
         if content is None or isinstance(content, bytes):
             if content and len(content) > COALESCE_LIMIT:
@@ -233,17 +235,25 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             head += h.send(_END_OF_MESSAGE)
             await self._stream.write(head, timeout)
             return
-        await self._stream.write(head, timeout)
-        await self._send_body_chunks(content, timeout)
+        try:
+            await self._stream.write(head, timeout)
+            await self._send_body_chunks(content, timeout)
+        finally:
+            await close_body(content)  # however the upload ended
 
     async def _send_request_traced(self, request: Request, timeout: float | None, trace: typing.Any) -> None:
         info = {"request": request}
         content: typing.Any = request.content
         if content is not None and type(content) is not bytes:
             content = await first_chunk(content)  # the head's framing depends on it
+            if type(content) is bytes:
+                request.content = content
         step = _trace.HTTP11_SEND_REQUEST_HEADERS
-        await traced(trace, step, info, self._send_head, request, content, timeout)
-        await traced(trace, _trace.HTTP11_SEND_REQUEST_BODY, info, self._send_body, content, timeout)
+        try:
+            await traced(trace, step, info, self._send_head, request, content, timeout)
+            await traced(trace, _trace.HTTP11_SEND_REQUEST_BODY, info, self._send_body, content, timeout)
+        finally:
+            await close_body(content)
 
     async def _send_head(self, request: Request, content: typing.Any, timeout: float | None) -> None:
         """The request head alone (traced requests send head and body as two steps)."""
@@ -256,15 +266,12 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
 
     async def _send_body_chunks(self, content: typing.Any, timeout: float | None) -> None:
         """A body from an iterable (async iterable in async code), then its end."""
-        try:
-            if isinstance(content, AsyncIterable):
-                async for chunk in content:
-                    await self._send_body_chunk(chunk, timeout)
-            else:
-                for chunk in content:
-                    await self._send_body_chunk(chunk, timeout)
-        finally:
-            await close_body(content)
+        if isinstance(content, AsyncIterable):
+            async for chunk in content:
+                await self._send_body_chunk(chunk, timeout)
+        else:
+            for chunk in content:
+                await self._send_body_chunk(chunk, timeout)
         end = self._h11.send(_END_OF_MESSAGE)
         if end:
             await self._stream.write(end, timeout)

@@ -60,7 +60,7 @@ from .._library import current_async_library
 from .._models import Origin, Request, Response
 from .._synchronization import AsyncEvent, AsyncStateLock
 from .interfaces import AsyncConnectionInterface, AsyncResponseStream
-from .request_body import close_body, first_chunk
+from .request_body import close_body
 
 __all__ = ["AsyncHTTP2Connection", "AsyncHTTP2ResponseStream"]
 
@@ -234,9 +234,10 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         read_timeout = timeouts.get("read")
         write_timeout = timeouts.get("write")
         trace = extensions.get("trace")
+        # An iterable body is not looked into before the stream is open: the pool may send
+        # a request refused here (ConnectionNotAvailable) elsewhere, whole. An empty one
+        # then ends the stream with an empty DATA frame, which is harmless in HTTP/2.
         content: typing.Any = request.content
-        if content is not None and type(content) is not bytes:
-            content = await first_chunk(content)  # an empty iterable: HEADERS end the stream
         headers, end_stream = self._request_headers(request, content)
         with self._lock:
             # Under the lock: a sync stream's readiness check is not thread-safe.
@@ -428,10 +429,7 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
         if isinstance(content, bytes):
             sending = await self._send_data(stream, content, timeout)
         else:
-            try:
-                sending = await self._send_chunks(stream, content, timeout)
-            finally:
-                await close_body(content)  # however the upload ended
+            sending = await self._send_chunks(stream, content, timeout)
         if sending:
             with self._lock:
                 self._check(stream)
@@ -443,11 +441,17 @@ class AsyncHTTP2Connection(AsyncConnectionInterface):
             await self._flush(timeout)
 
     async def _send_chunks(self, stream: _Stream, content: typing.Any, timeout: float | None) -> bool:
-        """An iterable body, chunk by chunk; False once the server wants no more of it."""
+        """An iterable body, chunk by chunk; False once the server wants no more of it.
+        The iterator made here from the body is closed however the upload ends."""
         if isinstance(content, AsyncIterable):
-            async for chunk in content:
-                if not await self._send_data(stream, chunk, timeout):
-                    return False
+            iterator = content.__aiter__()
+            try:
+                async for chunk in iterator:
+                    if not await self._send_data(stream, chunk, timeout):
+                        return False
+            finally:
+                if iterator is not content:  # the caller's own generator stays theirs
+                    await close_body(iterator)
         else:
             for chunk in content:
                 if not await self._send_data(stream, chunk, timeout):

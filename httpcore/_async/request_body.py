@@ -1,14 +1,16 @@
-"""A request body given as an iterable, looked at before the head is framed.
+"""A request body given as an iterable, looked at before the HTTP/1.1 head is framed.
 
 Theory of operation: a body that is bytes is framed by its length. An iterable body is
 only known to be empty once iterated: httpx, for one, hands every GET an iterable that
-yields nothing but ``b""``. So the protocols take the first non-empty chunk before
-framing the head: none means no body at all (no chunked framing, no DATA frame), as
-httpcore 1.x sends it; otherwise that chunk and the rest are sent as they come. Whatever
-ends the upload (its end, an error, the server refusing the rest), the protocols close
-the iterable ``first_chunk`` returned, which closes the iterator it took from the body
-(``aclosing()`` style: trio warns of async generators left to the collector); the
-caller's own object (a generator, a file) is never closed by us.
+yields nothing but ``b""``. So HTTP/1.1 takes the first non-empty chunk before framing
+the head (``first_chunk``): none means no body at all, not an empty chunked one, as
+httpcore 1.x sends it; otherwise that chunk and the rest go as they come. A body found
+empty is recorded on the request as ``b""``, so the pool may send it again on a new
+connection when a kept-alive one turns out stale. HTTP/2 does not look ahead (an empty
+iterable ends its stream with an empty DATA frame, harmless there). However an upload
+ends (done, an error, the server refusing the rest), the iterator taken from the body is
+closed (``close_body``), as ``aclosing()`` would: trio warns of async generators left to
+the collector. The caller's own object (a generator, a file) is never closed by us.
 """
 
 from __future__ import annotations

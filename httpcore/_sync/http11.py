@@ -218,7 +218,9 @@ class HTTP11Connection(ConnectionInterface):
         h = self._h11
         content: typing.Any = request.content
         if content is not None and type(content) is not bytes:
-            content = first_chunk(content)  # an empty iterable: no body at all
+            content = first_chunk(content)
+            if type(content) is bytes:  # empty: no body at all, and safe to send again
+                request.content = content
         head = self._encode_head(request, content)
         if content is None or isinstance(content, bytes):
             if content and len(content) > COALESCE_LIMIT:
@@ -234,17 +236,25 @@ class HTTP11Connection(ConnectionInterface):
             head += h.send(_END_OF_MESSAGE)
             self._stream.write(head, timeout)
             return
-        self._stream.write(head, timeout)
-        self._send_body_chunks(content, timeout)
+        try:
+            self._stream.write(head, timeout)
+            self._send_body_chunks(content, timeout)
+        finally:
+            close_body(content)  # however the upload ended
 
     def _send_request_traced(self, request: Request, timeout: float | None, trace: typing.Any) -> None:
         info = {"request": request}
         content: typing.Any = request.content
         if content is not None and type(content) is not bytes:
             content = first_chunk(content)  # the head's framing depends on it
+            if type(content) is bytes:
+                request.content = content
         step = _trace.HTTP11_SEND_REQUEST_HEADERS
-        traced(trace, step, info, self._send_head, request, content, timeout)
-        traced(trace, _trace.HTTP11_SEND_REQUEST_BODY, info, self._send_body, content, timeout)
+        try:
+            traced(trace, step, info, self._send_head, request, content, timeout)
+            traced(trace, _trace.HTTP11_SEND_REQUEST_BODY, info, self._send_body, content, timeout)
+        finally:
+            close_body(content)
 
     def _send_head(self, request: Request, content: typing.Any, timeout: float | None) -> None:
         """The request head alone (traced requests send head and body as two steps)."""
@@ -257,15 +267,12 @@ class HTTP11Connection(ConnectionInterface):
 
     def _send_body_chunks(self, content: typing.Any, timeout: float | None) -> None:
         """A body from an iterable (async iterable in async code), then its end."""
-        try:
-            if isinstance(content, Iterable):
-                for chunk in content:
-                    self._send_body_chunk(chunk, timeout)
-            else:
-                for chunk in content:
-                    self._send_body_chunk(chunk, timeout)
-        finally:
-            close_body(content)
+        if isinstance(content, Iterable):
+            for chunk in content:
+                self._send_body_chunk(chunk, timeout)
+        else:
+            for chunk in content:
+                self._send_body_chunk(chunk, timeout)
         end = self._h11.send(_END_OF_MESSAGE)
         if end:
             self._stream.write(end, timeout)

@@ -61,7 +61,7 @@ from .._library import current_sync_library
 from .._models import Origin, Request, Response
 from .._synchronization import SyncEvent, SyncStateLock
 from .interfaces import ConnectionInterface, ResponseStream
-from .request_body import close_body, first_chunk
+from .request_body import close_body
 
 __all__ = ["HTTP2Connection", "HTTP2ResponseStream"]
 
@@ -235,9 +235,10 @@ class HTTP2Connection(ConnectionInterface):
         read_timeout = timeouts.get("read")
         write_timeout = timeouts.get("write")
         trace = extensions.get("trace")
+        # An iterable body is not looked into before the stream is open: the pool may send
+        # a request refused here (ConnectionNotAvailable) elsewhere, whole. An empty one
+        # then ends the stream with an empty DATA frame, which is harmless in HTTP/2.
         content: typing.Any = request.content
-        if content is not None and type(content) is not bytes:
-            content = first_chunk(content)  # an empty iterable: HEADERS end the stream
         headers, end_stream = self._request_headers(request, content)
         with self._lock:
             # Under the lock: a sync stream's readiness check is not thread-safe.
@@ -429,10 +430,7 @@ class HTTP2Connection(ConnectionInterface):
         if isinstance(content, bytes):
             sending = self._send_data(stream, content, timeout)
         else:
-            try:
-                sending = self._send_chunks(stream, content, timeout)
-            finally:
-                close_body(content)  # however the upload ended
+            sending = self._send_chunks(stream, content, timeout)
         if sending:
             with self._lock:
                 self._check(stream)
@@ -444,11 +442,17 @@ class HTTP2Connection(ConnectionInterface):
             self._flush(timeout)
 
     def _send_chunks(self, stream: _Stream, content: typing.Any, timeout: float | None) -> bool:
-        """An iterable body, chunk by chunk; False once the server wants no more of it."""
+        """An iterable body, chunk by chunk; False once the server wants no more of it.
+        The iterator made here from the body is closed however the upload ends."""
         if isinstance(content, Iterable):
-            for chunk in content:
-                if not self._send_data(stream, chunk, timeout):
-                    return False
+            iterator = content.__iter__()
+            try:
+                for chunk in iterator:
+                    if not self._send_data(stream, chunk, timeout):
+                        return False
+            finally:
+                if iterator is not content:  # the caller's own generator stays theirs
+                    close_body(iterator)
         else:
             for chunk in content:
                 if not self._send_data(stream, chunk, timeout):
