@@ -52,6 +52,7 @@ REPLACEMENTS = {
     "AsyncNetworkStream": "NetworkStream",
     "AsyncPoolResponseStream": "PoolResponseStream",
     "AsyncResponseStream": "ResponseStream",
+    "AsyncRestOfBody": "RestOfBody",
     "AsyncUpgradedStream": "UpgradedStream",
     "AsyncEvent": "SyncEvent",
     "AsyncRunningBackend": "SyncBackend",

@@ -39,7 +39,7 @@ async def first_chunk(content: typing.Any) -> typing.Any:
                     await close_body(iterator)
                 raise TypeError(f"Request body chunks must be bytes, not {type(chunk).__name__}")
             if chunk:
-                return _chain(chunk, iterator, iterator is not content)
+                return AsyncRestOfBody(chunk, iterator, iterator is not content)
     iterator_ = iter(content)
     for chunk in iterator_:
         if not isinstance(chunk, _CHUNK_TYPES):
@@ -56,14 +56,31 @@ async def close_body(content: typing.Any) -> None:
         await close()
 
 
-async def _chain(first: Chunk, rest: AsyncIterator[Chunk], owned: bool) -> AsyncIterator[Chunk]:
-    try:
-        yield first
-        async for chunk in rest:
-            yield chunk
-    finally:
-        if owned:  # made by us from the caller's iterable: ours to close
-            await close_body(rest)
+class AsyncRestOfBody:
+    """A body from its first non-empty chunk on. ``aclose()`` closes the iterator taken
+    from the caller's iterable (``owned``), even if iteration never started."""
+
+    __slots__ = ("_first", "_owned", "_rest")
+
+    def __init__(self, first: Chunk, rest: AsyncIterator[Chunk], owned: bool) -> None:
+        self._first: Chunk | None = first
+        self._rest = rest
+        self._owned = owned
+
+    def __aiter__(self) -> AsyncRestOfBody:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        return await self._rest.__anext__()
+
+    async def aclose(self) -> None:
+        if self._owned:
+            self._owned = False
+            await close_body(self._rest)
 
 
 def _chain_sync(first: Chunk, rest: typing.Iterator[Chunk]) -> typing.Iterator[Chunk]:

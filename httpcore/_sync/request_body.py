@@ -40,7 +40,7 @@ def first_chunk(content: typing.Any) -> typing.Any:
                     close_body(iterator)
                 raise TypeError(f"Request body chunks must be bytes, not {type(chunk).__name__}")
             if chunk:
-                return _chain(chunk, iterator, iterator is not content)
+                return RestOfBody(chunk, iterator, iterator is not content)
     iterator_ = iter(content)
     for chunk in iterator_:
         if not isinstance(chunk, _CHUNK_TYPES):
@@ -57,14 +57,31 @@ def close_body(content: typing.Any) -> None:
         close()
 
 
-def _chain(first: Chunk, rest: Iterator[Chunk], owned: bool) -> Iterator[Chunk]:
-    try:
-        yield first
-        for chunk in rest:
-            yield chunk
-    finally:
-        if owned:  # made by us from the caller's iterable: ours to close
-            close_body(rest)
+class RestOfBody:
+    """A body from its first non-empty chunk on. ``aclose()`` closes the iterator taken
+    from the caller's iterable (``owned``), even if iteration never started."""
+
+    __slots__ = ("_first", "_owned", "_rest")
+
+    def __init__(self, first: Chunk, rest: Iterator[Chunk], owned: bool) -> None:
+        self._first: Chunk | None = first
+        self._rest = rest
+        self._owned = owned
+
+    def __iter__(self) -> RestOfBody:
+        return self
+
+    def __next__(self) -> Chunk:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        return self._rest.__next__()
+
+    def close(self) -> None:
+        if self._owned:
+            self._owned = False
+            close_body(self._rest)
 
 
 def _chain_sync(first: Chunk, rest: typing.Iterator[Chunk]) -> typing.Iterator[Chunk]:

@@ -15,6 +15,7 @@ import typing
 import pytest
 
 import httpcore
+from httpcore._sync.request_body import close_body, first_chunk
 from tests.servers.asgi_server import HypercornServer, UvicornServer
 from tests.servers.h2raw import H2Peer, H2Request, h2_handler
 from tests.servers.raw import RawConnection, RawServerFactory
@@ -155,3 +156,15 @@ def test_an_empty_iterable_body_is_sent_again_on_a_stale_connection(
         assert (pool.request("GET", srv.url + "/", body=chunks(b""))).body == b"ok"
         assert (pool.request("GET", srv.url + "/", body=chunks(b""))).body == b"ok"
         assert srv.connections_accepted == 2
+
+
+def test_closing_before_the_upload_started_closes_the_taken_iterator() -> None:
+    # Say the head's write timed out: the first chunk was taken, nothing iterated since.
+    body = Generated(b"abc", b"def")
+    rest = first_chunk(body)
+    close_body(rest)
+    close_body(rest)  # once is enough
+    assert body.closed == 1
+    assert first_chunk(Generated(b"", b"")) == b""
+    with pytest.raises(TypeError, match="must be bytes, not int"):
+        first_chunk(Generated(b"", 3))
