@@ -168,3 +168,20 @@ def test_closing_before_the_upload_started_closes_the_taken_iterator() -> None:
     assert first_chunk(Generated(b"", b"")) == b""
     with pytest.raises(TypeError, match="must be bytes, not int"):
         first_chunk(Generated(b"", 3))
+
+
+def test_traced_request_with_an_empty_iterable_body(server: UvicornServer) -> None:
+    names: list[str] = []
+
+    def trace(name: str, info: dict[str, typing.Any]) -> None:
+        names.append(name)
+
+    with httpcore.ConnectionPool() as http:
+        extensions = {"trace": trace}
+        r = http.request("GET", server.url + "/echo_headers", body=chunks(b""), extensions=extensions)
+        assert not header_names(r.body) & {"transfer-encoding", "content-length"}
+        r = http.request(
+            "POST", server.url + "/echo_body", body=Generated(b"ab", b"c"), extensions=extensions
+        )
+        assert r.body == b"abc"
+    assert names.count("http11.send_request_body.complete") == 2
