@@ -309,3 +309,32 @@ def test_constructor_arguments_checked_at_once(lib: types.ModuleType) -> None:
         AsyncHTTPTransport(proxy="ftp://127.0.0.1:21")
     transport = AsyncHTTPTransport(proxy=lib.URL("socks5://127.0.0.1:1080"), local_address="127.0.0.1")
     assert transport._options.pool["proxy"].scheme == b"socks5"
+
+
+def test_under_trio(lib: types.ModuleType, server: UvicornServer, raw_server: RawServerFactory) -> None:
+    # httpx2 runs its async tests under trio as well as asyncio: the same transport serves both.
+    trio = pytest.importorskip("trio")
+    srv = raw_server(echo_after_switch)
+    core = httpcore2 if lib is httpx2 else httpcore
+    statuses: list[int] = []
+
+    async def get(client: typing.Any) -> None:
+        statuses.append((await client.get(server.url + "/")).status_code)
+
+    async def main() -> None:
+        async with lib.AsyncClient(transport=AsyncHTTPTransport()) as client:
+            assert (await client.get(server.url + "/")).text == "Hello, world!"
+            async with trio.open_nursery() as nursery:
+                for _ in range(10):
+                    nursery.start_soon(get, client)
+            headers = {"Upgrade": "echo", "Connection": "Upgrade"}
+            async with client.stream("GET", srv.url + "/", headers=headers) as r:
+                stream = r.extensions["network_stream"]
+                assert await stream.read(100) == b"hi"
+                await stream.write(b"ping")
+                assert await stream.read(100) == b"echo:ping"
+                with pytest.raises(core.ReadTimeout):
+                    await stream.read(100, timeout=0.05)
+
+    trio.run(main)  # bounded by the test's timeout
+    assert statuses == [200] * 10
