@@ -1,14 +1,15 @@
 """The concurrency primitives of the pool and the protocol code, in async and sync form.
 
 Theory of operation: bookkeeping is plain synchronous code guarded by a state lock. Under
-asyncio nothing runs between two awaits, so ``AsyncStateLock`` is free; under threads
+asyncio (and trio) nothing runs between two awaits, so ``AsyncStateLock`` is free; under threads
 ``SyncStateLock`` is a real lock, held only around bookkeeping and never across I/O.
 A waiter is a one-shot wake-up: the pool grants it a connection, then wakes it.
 
 HTTP/2 multiplexing needs two more: ``AsyncLock``/``SyncLock``, a lock that may be held
 across I/O (one writer at a time on a shared stream) and can also be tried without
 blocking, and ``AsyncEvent``/``SyncEvent``, a reusable per-stream wake-up with a timeout.
-The async forms are built on bare futures: no task is ever created to wait.
+The async forms are built on bare futures: no task is ever created to wait. Their trio
+forms (same interface) are in ``_synchronization_trio``; ``_library`` picks the set.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ __all__ = [
 
 
 class AsyncStateLock:
-    """No-op: asyncio code between two awaits already runs alone."""
+    """No-op: asyncio (or trio) code between two awaits already runs alone."""
 
     __slots__ = ()
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import typing
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 
 import pytest
 import trio
@@ -27,8 +27,11 @@ from httpcore._backends.trio_backend import TrioBackend, TrioStream
 from httpcore._library import current_async_library
 from httpcore._synchronization import AsyncWaiterTimeouts
 from httpcore._synchronization_trio import TrioEvent, TrioLock, TrioWaiter, trio_checkpoint
+from tests.servers import tls
 from tests.servers.asgi_server import HypercornServer, UvicornServer
+from tests.servers.http_proxy import PproxyHTTP
 from tests.servers.raw import RawConnection, RawServerFactory
+from tests.servers.tls import CertFiles
 
 under_trio = pytest.mark.trio
 
@@ -555,6 +558,20 @@ SCENARIOS: dict[str, tuple[str, dict[str, typing.Any], Send, bytes]] = {
     "http2-alpn-streamed-post": ("h2_server", {"http2": True}, post_streamed, b"x" * 80_000),
     "http2-prior-knowledge-post": ("h2c_server", {"http1": False, "http2": True}, post_bytes, b"y" * 100_000),
 }
+# Through proxies: (origin fixture, proxy fixture, pool options, send, expected body).
+PROXIED: dict[str, tuple[str, str, dict[str, typing.Any], Send, bytes]] = {
+    "http11-via-socks5": ("server", "microsocks", {}, get, b"Hello, world!"),
+    "https11-via-connect-tunnel": ("tls_server", "tinyproxy", {}, post_bytes, b"y" * 100_000),
+    "http2-via-https-proxy-tls-in-tls": ("h2_server", "pproxy_https", {"http2": True}, get, b"Hello, world!"),
+}
+
+
+@pytest.fixture(scope="module")
+def pproxy_https(cert_files: CertFiles) -> Iterator[PproxyHTTP]:
+    """pproxy as an HTTPS proxy: the origin's TLS runs inside the proxy's."""
+    proxy = PproxyHTTP(certs=(str(cert_files.certfile), str(cert_files.keyfile))).start()
+    yield proxy
+    proxy.stop()
 
 
 @pytest.mark.parametrize("reuse", [False, True], ids=["new-connection", "kept-alive"])
@@ -567,6 +584,34 @@ async def test_cancelled_at_every_checkpoint(
     completes: each time no slot is held, no socket leaks, the pool serves the next."""
     fixture, options, send, expected = SCENARIOS[scenario]
     url = request.getfixturevalue(fixture).url
+    await sweep(client_ssl_context, url, options, send, expected, reuse)
+
+
+@pytest.mark.parametrize("scenario", list(PROXIED))
+@under_trio
+async def test_cancelled_at_every_checkpoint_through_a_proxy(
+    request: pytest.FixtureRequest, client_ssl_context: ssl.SSLContext, scenario: str
+) -> None:
+    """The same through a SOCKS5 proxy, a CONNECT tunnel and an HTTPS proxy (TLS in
+    TLS): every step of the proxied connect is a checkpoint to cancel at."""
+    origin, proxy_fixture, options, send, expected = PROXIED[scenario]
+    port = request.getfixturevalue(origin).port
+    url = f"https://localhost:{port}" if origin != "server" else f"http://127.0.0.1:{port}"
+    proxy_url = request.getfixturevalue(proxy_fixture).url
+    proxy = httpcore.Proxy(proxy_url, ssl_context=tls.client_ssl_context())
+    steps = await sweep(client_ssl_context, url, {**options, "proxy": proxy}, send, expected, reuse=False)
+    assert steps >= 10  # the proxied connect has many more checkpoints than a direct one
+
+
+async def sweep(
+    client_ssl_context: ssl.SSLContext,
+    url: str,
+    options: dict[str, typing.Any],
+    send: Send,
+    expected: bytes,
+    reuse: bool,
+) -> int:
+    """Cancel at step 0, 1, 2, ... until the request completes; returns that step."""
     backend = RecordingBackend()
     task = trio.lowlevel.current_task()
     deadline = time.monotonic() + 20
@@ -608,3 +653,4 @@ async def test_cancelled_at_every_checkpoint(
         await http.aclose()
     assert backend.open_sockets() == 0
     assert at >= (2 if reuse else 5)  # it did pass through several checkpoints
+    return at

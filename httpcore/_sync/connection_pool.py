@@ -3,7 +3,7 @@
 
 Theory of operation. The pool never touches sockets or protocols; it asks a connection
 factory for connections and drives them through ``AsyncConnectionInterface``. Its state
-changes only in short synchronous sections under a state lock (free under asyncio, a real
+changes only in short synchronous sections under a state lock (free under asyncio and trio, a real
 lock under threads, never held across I/O), and every change is incremental:
 
 - ``_load`` maps every live connection to the number of requests it carries; its size

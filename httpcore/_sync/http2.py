@@ -2,7 +2,7 @@
 """HTTP/2 over one network stream, with h2 as the protocol engine: many requests at once.
 
 Theory of operation. Every request is a stream; all streams share one ``h2`` state
-machine, guarded by a state lock (free under asyncio, a real lock under threads) that is
+machine, guarded by a state lock (free under asyncio and trio, a real lock under threads) that is
 never held across I/O. Nothing runs in the background: the tasks (or threads) of the
 requests do all the work themselves.
 
