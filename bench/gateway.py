@@ -223,6 +223,9 @@ def run_one(
         "p99_ms": figures["p99_us"] / 1000,
         "max_ms": figures["max_us"] / 1000,
         "cpu_us_per_req": cpu * 1e6 / requests if requests else None,
+        # How busy the gateway's core was: near 100% when the gateway is the bottleneck;
+        # far below when the load side (wrk, the upstream, other work on the machine) was.
+        "busy_pct": 100 * cpu / wall,
         "rss_mb": gateway.rss_mb(),
     }
 
@@ -236,7 +239,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             if not rows:
                 continue
             cell: dict[str, Any] = {"rounds": len(rows), "errors": sum(r["errors"] for r in rows)}
-            for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "rss_mb"):
+            for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "busy_pct", "rss_mb"):
                 values = [r[key] for r in rows if r[key] is not None]
                 cell[key] = statistics.median(values) if values else None
             cell["rps_spread"] = max(r["rps"] for r in rows) / max(1e-9, min(r["rps"] for r in rows))
@@ -281,7 +284,9 @@ def markdown(doc: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Spread of req/s over the rounds (max ÷ min), errors (wrk: connect, read, write, non-2xx/3xx,"
+        "Spread of req/s over the rounds (max ÷ min), how busy the gateway's core was (100% when"
+        " the gateway is the bottleneck; lower when the load side on the other core was, and then"
+        " req/s says little: read the CPU µs/req), errors (wrk: connect, read, write, non-2xx/3xx,"
         " timeouts; all rounds) and resident memory of the gateway after its runs:",
         "",
         "| gateway | " + " | ".join(s.title for s in SCENARIOS) + " |",
@@ -294,7 +299,8 @@ def markdown(doc: dict[str, Any]) -> str:
             cells.append(
                 "—"
                 if not cell
-                else f"{cell['rps_spread']:.2f}x, {cell['errors']} errors, {fmt(cell['rss_mb'])} MB"
+                else f"{cell['rps_spread']:.2f}x, {fmt(cell['busy_pct'])}% busy, {cell['errors']} errors,"
+                f" {fmt(cell['rss_mb'])} MB"
             )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -307,25 +313,36 @@ def chart(doc: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     summary = doc["summary"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    fig, grid = plt.subplots(2, 3, figsize=(13, 7.5))
     colours = {"ours": "#2a7ab9", "aiohttp": "#e0892b", "nginx floor": "#9a9a9a"}
-    for ax, scenario in zip(axes, SCENARIOS, strict=True):
+    for column, scenario in enumerate(SCENARIOS):
         names = [n for n in GATEWAYS if scenario.name in summary.get(n, {})]
-        values = [summary[n][scenario.name]["rps"] for n in names]
-        bars = ax.bar(names, values, color=[colours[n] for n in names])
-        for bar, name in zip(bars, names, strict=True):
-            p99 = summary[name][scenario.name]["p99_ms"]
-            ax.annotate(
-                f"{bar.get_height():,.0f}\np99 {p99:.1f} ms",
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center",
-                va="bottom",
-                fontsize=8,
+        for row, (key, label) in enumerate(
+            (("rps", "requests/s"), ("cpu_us_per_req", "gateway CPU µs/request"))
+        ):
+            ax = grid[row][column]
+            values = [summary[n][scenario.name][key] or 0 for n in names]
+            bars = ax.bar(names, values, color=[colours[n] for n in names])
+            for bar, name in zip(bars, names, strict=True):
+                text = f"{bar.get_height():,.0f}"
+                if key == "rps":
+                    text += f"\np99 {summary[name][scenario.name]['p99_ms']:.1f} ms"
+                ax.annotate(
+                    text,
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                )
+            ax.set_ylabel(
+                label + (" (higher is better)" if key == "rps" else " (lower is better)"), fontsize=8
             )
-        ax.set_title(scenario.title, fontsize=9)
-        ax.set_ylabel("requests/s")
-        ax.set_ylim(0, max(values) * 1.25)
-    fig.suptitle("ASGI gateway throughput (uvicorn + uvloop + httptools, 1 worker, 1 core)", fontsize=11)
+            ax.set_ylim(0, max(values) * 1.25 if max(values) else 1)
+            if row == 0:
+                ax.set_title(scenario.title, fontsize=9)
+    fig.suptitle(
+        "ASGI gateways in front of nginx (uvicorn + uvloop + httptools, 1 worker on 1 core)", fontsize=11
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -369,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                             f"[round {rnd + 1}/{args.rounds}] {scenario.name:9s} {gateway.name:12s}"
                             f" {result['rps']:9,.0f} req/s  p50 {result['p50_ms']:6.1f} ms"
                             f"  p99 {result['p99_ms']:6.1f} ms  {fmt(result['cpu_us_per_req'], 1):>8s} µs/req"
-                            f"  errors {result['errors']}"
+                            f"  busy {result['busy_pct']:3.0f}%  errors {result['errors']}"
                         )
         finally:
             for gateway in gateways:
