@@ -399,17 +399,26 @@ def test_trio_is_not_imported_under_asyncio(server: UvicornServer) -> None:
     subprocess.run([sys.executable, "-c", code, server.url + "/"], check=True, timeout=20)
 
 
-def test_one_pool_under_asyncio_then_trio(server: UvicornServer) -> None:
-    http = httpcore.AsyncConnectionPool()
+@pytest.mark.parametrize("http2", [False, True], ids=["http11", "http2"])
+def test_one_pool_under_asyncio_then_trio(
+    server: UvicornServer, h2c_server: HypercornServer, http2: bool
+) -> None:
+    """A pool outliving asyncio.run() or trio.run() drops the connections of the run
+    that ended (their loop is gone) and opens new ones with the library now running."""
+    url = (h2c_server if http2 else server).url + "/"
+    http = httpcore.AsyncConnectionPool(http1=not http2, http2=http2)
 
     async def get() -> str:
-        r = await http.request("GET", server.url + "/")
+        r = await http.request("GET", url)
         assert r.body == b"Hello, world!"
+        assert r.http_version == (b"HTTP/2" if http2 else b"HTTP/1.1")
+        assert len(http.connections) == 1
         return current_async_library().name
 
     assert asyncio.run(get()) == "asyncio"
     assert trio.run(get) == "trio"
     assert asyncio.run(get()) == "asyncio"
+    assert trio.run(get) == "trio"
     trio.run(http.aclose)
 
 

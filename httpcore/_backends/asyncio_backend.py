@@ -152,6 +152,8 @@ class AsyncioStream(AsyncNetworkStream):
                 if self._closed:
                     raise ReadError("The connection is closed")
                 return b""
+            if protocol.loop.is_closed():  # a pool outliving the asyncio.run() that opened it
+                raise ReadError("The event loop that opened this connection has closed")
             await self._wait_readable(timeout)
             if not protocol.chunks:
                 if protocol.error is not None:

@@ -94,6 +94,8 @@ class TrioStream(AsyncNetworkStream):
             if self._closed:
                 raise ReadError("The connection is closed") from exc
             raise ReadError(_describe(exc)) from exc
+        except RuntimeError as exc:  # no trio.run: a pool outliving the one that opened it
+            raise ReadError(f"This connection belongs to a trio.run that has ended ({exc})") from exc
         assert scope.cancelled_caught
         raise ReadTimeout("Timed out waiting for the server to send data")
 
