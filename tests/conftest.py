@@ -7,6 +7,10 @@ Raw fault-injection servers carry per-test state (handler, recorded requests),
 so ``raw_server`` is a function-scoped factory whose servers are stopped when
 the test ends.  SSL contexts are mutable, so tests get fresh ones.
 
+Every test runs under ``no_leaks`` (autouse): it fails a test that leaves a socket
+open or an asyncio error unreported (see ``tests/leaks.py``); unraisable exceptions,
+unclosed-resource warnings among them, are errors through ``filterwarnings``.
+
 Because servers run in threads, plain synchronous fixtures serve both sync
 and async tests; no event-loop fixture is involved.
 
@@ -21,6 +25,7 @@ which library runs it asks for the ``async_library`` fixture.
 from __future__ import annotations
 
 import functools
+import gc
 import inspect
 import ssl
 import typing
@@ -29,12 +34,37 @@ from collections.abc import Callable, Iterator
 import pytest
 import trustme
 
+from tests import leaks
 from tests.servers import tls
 from tests.servers.asgi_server import HypercornServer, UvicornServer
 from tests.servers.netutil import has_ipv6_loopback
 from tests.servers.raw import Handler, RawServer, RawServerFactory
 from tests.servers.socks import MicrosocksServer, PproxyServer
 from tests.servers.tinyproxy import TinyProxy
+
+leaks.install()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The leak check collects garbage after every test: leave out of it what was
+    made before the first (modules, their tables), which only a full scan would visit."""
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail the test if it leaves a socket open or an event-loop error behind."""
+    if not leaks.available():  # pragma: no cover - no /proc: nothing to count with
+        yield
+        return
+    check = leaks.LeakCheck()
+    check.start()
+    yield
+    problems = check.finish()
+    if problems:
+        pytest.fail("the test left behind:\n  " + "\n  ".join(problems), pytrace=False)
+
 
 ASYNC_LIBRARIES = ("asyncio", "trio")
 

@@ -127,6 +127,40 @@ async def test_asyncio_start_tls_errors(
         await stream.start_tls(client_ssl_context, "localhost", timeout=0.2)
 
 
+async def test_asyncio_tls_close_does_not_wait_for_the_server(
+    raw_server: RawServerFactory, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    # The server never answers our close_notify: the socket is closed all the same, on
+    # the next loop turns, not after asyncio's 30 s shutdown timeout (or never, if the
+    # loop stops first).
+    srv = raw_server(sender(b"", then="wait"), ssl_context=server_ssl_context)
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+    tls = await stream.start_tls(client_ssl_context, "localhost", timeout=5)
+    sock = tls.get_extra_info("socket")
+    assert sock.fileno() >= 0
+    await tls.aclose()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sock.fileno() == -1
+
+
+async def test_asyncio_tls_close_with_data_queued_aborts(
+    raw_server: RawServerFactory, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    # A server that reads nothing: what we wrote stays queued, and closing drops it.
+    srv = raw_server(sender(b"", then="wait"), ssl_context=server_ssl_context)
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+    tls = await stream.start_tls(client_ssl_context, "localhost", timeout=5)
+    sock = tls.get_extra_info("socket")
+    with pytest.raises(httpcore.WriteTimeout):
+        for _ in range(1000):
+            await tls.write(b"x" * 65536, timeout=0.2)
+    await tls.aclose()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sock.fileno() == -1
+
+
 async def test_asyncio_connect_errors(tmp_path: typing.Any) -> None:
     backend = AsyncioBackend()
     with pytest.raises(httpcore.ConnectError):

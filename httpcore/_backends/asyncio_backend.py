@@ -138,9 +138,12 @@ class _StreamProtocol(asyncio.Protocol):
 class AsyncioStream(AsyncNetworkStream):
     """A stream over an asyncio transport and its ``_StreamProtocol``."""
 
-    def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, protocol: _StreamProtocol, tcp: asyncio.Transport | None = None
+    ) -> None:
         self._transport = transport
         self._protocol = protocol
+        self._tcp = tcp  # under TLS: the TCP transport the TLS one runs on
         self._closed = False
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
@@ -235,6 +238,13 @@ class AsyncioStream(AsyncNetworkStream):
                 transport.abort()
             else:
                 transport.close()
+                if self._tcp is not None:
+                    # TLS: close() has passed our close_notify to the TCP transport, then
+                    # would hold the socket until the server answers with its own (up to
+                    # 30 s; for ever if the loop stops first). Let go now, as the sync side
+                    # does: the kernel still sends what it has, unless the server reads
+                    # nothing and it could not take the close_notify either.
+                    self._tcp.abort()
             self._protocol.cancel_timer()
 
     def abort(self) -> None:
@@ -257,6 +267,7 @@ class AsyncioStream(AsyncNetworkStream):
         protocol = self._protocol
         loop = protocol.loop
         if protocol.chunks:
+            self.abort()
             raise ConnectError("The server sent data before the TLS handshake")
         try:
             transport = await asyncio.wait_for(
@@ -278,7 +289,7 @@ class AsyncioStream(AsyncNetworkStream):
         if transport is None:  # pragma: no cover - the loop closed underneath us
             raise ConnectError("TLS handshake failed")
         protocol.transport = transport
-        return AsyncioStream(transport, protocol)
+        return AsyncioStream(transport, protocol, self._transport)
 
     def get_extra_info(self, info: str) -> typing.Any:
         if info == "ssl_object":

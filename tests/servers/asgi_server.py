@@ -34,6 +34,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.typing import Framework
 
+from .. import leaks
 from .app import ASGIApp
 from .app import app as default_app
 from .netutil import bind_listener, format_url
@@ -69,6 +70,7 @@ class _ThreadedServer:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._held: int | None = None  # the listener's inode, for the leak check
 
     @property
     def tls(self) -> bool:
@@ -102,6 +104,7 @@ class _ThreadedServer:
             raise RuntimeError("already started")
         sock = bind_listener(self.host)
         self.port = sock.getsockname()[1]
+        self._held = leaks.hold(sock.fileno())
         name = f"{type(self).__name__}-{self.port}"
         self._thread = threading.Thread(target=self._thread_main, args=(sock,), name=name, daemon=True)
         self._thread.start()
@@ -112,12 +115,14 @@ class _ThreadedServer:
     def stop(self) -> None:
         thread = self._thread
         if thread is None or not thread.is_alive():
+            leaks.release(self._held)
             return
         self._signal_stop(force=False)
         thread.join(_STOP_TIMEOUT)
         if thread.is_alive():
             self._signal_stop(force=True)
             thread.join(_STOP_TIMEOUT)
+        leaks.release(self._held)
 
     def __enter__(self) -> Self:
         self.start()
