@@ -557,10 +557,11 @@ def test_get_connection_helpers_return_our_pools(session: requests.Session, serv
 def test_adapter_pickles(server: UvicornServer) -> None:
     s = mounted(HTTPCoreAdapter(max_retries=3, http2=True))
     copy = pickle.loads(pickle.dumps(s))
-    adapter = copy.get_adapter("https://x")
-    assert isinstance(adapter, HTTPCoreAdapter) and adapter._http2
-    assert adapter.max_retries.total == 3
-    assert copy.get(server.url).ok
+    with s, copy:
+        adapter = copy.get_adapter("https://x")
+        assert isinstance(adapter, HTTPCoreAdapter) and adapter._http2
+        assert adapter.max_retries.total == 3
+        assert copy.get(server.url).ok
 
 
 # -- proxies ---------------------------------------------------------------------------
