@@ -121,6 +121,12 @@ class Upstream:
         self._ready.set()
         self._loop.run_forever()
         server.close()
+        # Whatever connections are still being served end here, and the loop with them.
+        tasks = asyncio.all_tasks(self._loop)
+        for task in tasks:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        self._loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.open += 1
