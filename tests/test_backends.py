@@ -161,6 +161,32 @@ async def test_asyncio_tls_close_with_data_queued_aborts(
     assert sock.fileno() == -1
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+def test_asyncio_stream_closed_after_its_loop_ended(
+    raw_server: RawServerFactory,
+    server_ssl_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+    tls: bool,
+) -> None:
+    # A pool can outlive asyncio.run(): its connections are closed later, from another
+    # loop (or library). The socket is closed then, not left to the garbage collector
+    # (whose ResourceWarning the leak check would report). Leans on asyncio's selector
+    # transports (see _close_orphaned): this fails if that changes.
+    srv = raw_server(sender(b"", then="wait"), ssl_context=server_ssl_context if tls else None)
+
+    async def connect() -> httpcore.AsyncNetworkStream:
+        stream = await AsyncioBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+        if tls:
+            return await stream.start_tls(client_ssl_context, "localhost", timeout=5)
+        return stream
+
+    stream = asyncio.run(connect())
+    sock = stream.get_extra_info("socket")
+    assert sock.fileno() >= 0
+    asyncio.run(stream.aclose())
+    assert sock.fileno() == -1
+
+
 async def test_asyncio_connect_errors(tmp_path: typing.Any) -> None:
     backend = AsyncioBackend()
     with pytest.raises(httpcore.ConnectError):

@@ -135,6 +135,30 @@ class _StreamProtocol(asyncio.Protocol):
                 waiter.set_result(None)
 
 
+def _close_orphaned(transport: asyncio.Transport) -> None:
+    """Close the socket of a TCP transport whose loop has ended.
+
+    asyncio's selector transports close their socket in ``_call_connection_lost``, which
+    their ``close()`` schedules on the loop; with the loop gone it is called here (a
+    TLS transport's protocol then fails to schedule its own callback: it is done with the
+    socket all the same). A transport without that method (another loop's) has its
+    socket shut down, so the server sees the end, and is freed when collected.
+    ``test_asyncio_stream_closed_after_its_loop_ended`` fails if asyncio changes this.
+    """
+    sock = transport.get_extra_info("socket")
+    call_connection_lost = getattr(transport, "_call_connection_lost", None)
+    if call_connection_lost is not None:
+        try:
+            call_connection_lost(None)
+        except RuntimeError:  # the TLS protocol's call_soon on the closed loop
+            pass
+    if sock is not None and sock.fileno() != -1:  # pragma: no cover - another transport
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class AsyncioStream(AsyncNetworkStream):
     """A stream over an asyncio transport and its ``_StreamProtocol``."""
 
@@ -219,13 +243,8 @@ class AsyncioStream(AsyncNetworkStream):
             transport = self._transport
             if self._protocol.loop.is_closed():
                 # Its loop has ended (a pool outliving asyncio.run()): nothing can run
-                # the transport's close. The socket is shut down here, so the server
-                # sees the end; the transport frees it when collected.
-                sock = transport.get_extra_info("socket")
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except (OSError, AttributeError):
-                    pass
+                # the transport's close, so it is done here.
+                _close_orphaned(self._tcp or transport)
                 return
             try:
                 queued = transport.get_write_buffer_size()
