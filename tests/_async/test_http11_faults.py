@@ -16,6 +16,7 @@ import socket
 import ssl
 import threading
 import time
+import typing
 from collections.abc import AsyncIterator
 
 import pytest
@@ -644,7 +645,9 @@ async def test_response_before_upload_finished(raw_server: RawServerFactory, str
     srv = raw_server(answer_early())
     async with httpcore.AsyncConnectionPool(timeout=TIMEOUT) as pool:
         started = time.monotonic()
-        r = await pool.request("POST", srv.url + "/upload", body=body() if streamed else b"x" * size)
+        upload = body()
+        r = await pool.request("POST", srv.url + "/upload", body=upload if streamed else b"x" * size)
+        await typing.cast(typing.Any, upload).aclose()  # the caller's generator: the caller closes it
         assert (r.status_code, r.body) == (413, b"too big")
         assert time.monotonic() - started < 3.0
         assert pool.connections == []

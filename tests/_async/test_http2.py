@@ -529,8 +529,10 @@ async def test_stalled_window_times_out_and_reads_lazily(raw_server: RawServerFa
     srv = raw_server(h2_handler(script, settings={SettingCodes.INITIAL_WINDOW_SIZE: 1500}, auto_window=False))
     async with pool_for() as pool:
         assert (await pool.request("GET", srv.url + "/first")).body == b"before"  # settings now known
+        upload = body()
         with pytest.raises(httpcore.WriteTimeout):
-            await pool.request("POST", srv.url + "/", body=body(), timeout=httpcore.Timeout(5.0, write=0.2))
+            await pool.request("POST", srv.url + "/", body=upload, timeout=httpcore.Timeout(5.0, write=0.2))
+        await typing.cast(typing.Any, upload).aclose()  # the caller's generator: the caller closes it
         assert pulled <= 3
         assert (await pool.request("GET", srv.url + "/next")).body == b"after"
     assert srv.connections_accepted == 1
@@ -564,7 +566,9 @@ async def test_response_ended_while_upload_blocked(raw_server: RawServerFactory)
 
     srv = raw_server(h2_handler(script, settings={SettingCodes.INITIAL_WINDOW_SIZE: 1000}, auto_window=False))
     async with pool_for() as pool:
-        r = await pool.request("POST", srv.url + "/", body=pattern_chunks(100, 1000))
+        upload = pattern_chunks(100, 1000)
+        r = await pool.request("POST", srv.url + "/", body=upload)
+        await typing.cast(typing.Any, upload).aclose()  # the caller's generator: the caller closes it
         assert r.body == b"done early"
 
 

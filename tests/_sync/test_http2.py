@@ -530,8 +530,10 @@ def test_stalled_window_times_out_and_reads_lazily(raw_server: RawServerFactory)
     srv = raw_server(h2_handler(script, settings={SettingCodes.INITIAL_WINDOW_SIZE: 1500}, auto_window=False))
     with pool_for() as pool:
         assert (pool.request("GET", srv.url + "/first")).body == b"before"  # settings now known
+        upload = body()
         with pytest.raises(httpcore.WriteTimeout):
-            pool.request("POST", srv.url + "/", body=body(), timeout=httpcore.Timeout(5.0, write=0.2))
+            pool.request("POST", srv.url + "/", body=upload, timeout=httpcore.Timeout(5.0, write=0.2))
+        typing.cast(typing.Any, upload).close()  # the caller's generator: the caller closes it
         assert pulled <= 3
         assert (pool.request("GET", srv.url + "/next")).body == b"after"
     assert srv.connections_accepted == 1
@@ -565,7 +567,9 @@ def test_response_ended_while_upload_blocked(raw_server: RawServerFactory) -> No
 
     srv = raw_server(h2_handler(script, settings={SettingCodes.INITIAL_WINDOW_SIZE: 1000}, auto_window=False))
     with pool_for() as pool:
-        r = pool.request("POST", srv.url + "/", body=pattern_chunks(100, 1000))
+        upload = pattern_chunks(100, 1000)
+        r = pool.request("POST", srv.url + "/", body=upload)
+        typing.cast(typing.Any, upload).close()  # the caller's generator: the caller closes it
         assert r.body == b"done early"
 
 
