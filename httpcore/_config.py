@@ -16,7 +16,12 @@ import typing
 __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
+    "MAX_CONCURRENT_STREAMS",
+    "MAX_HEADER_LIST_SIZE",
     "MAX_INFORMATIONAL",
+    "MAX_RESPONSE_HEADERS",
+    "MAX_RESPONSE_HEAD_SIZE",
+    "MAX_RESPONSE_LINE",
     "Limits",
     "Timeout",
     "default_ssl_context",
@@ -98,10 +103,30 @@ class Limits:
 
 DEFAULT_TIMEOUT = Timeout(5.0)
 DEFAULT_LIMITS = Limits()
+
+# -- What a server can make us hold -------------------------------------------------
+# Each is checked on what the server sends; going past one fails with a
+# RemoteProtocolError that names it (README: "What the library guarantees").
+#
+# HTTP/1.1: a response head (status line, header lines and their line ends). h11 refuses
+# one that grows past it while incomplete; one that arrived whole is measured. The same
+# bound holds any line of a chunked body's framing (a chunk-size line, the trailers).
+MAX_RESPONSE_HEAD_SIZE = 100 * 1024
+# HTTP/1.1: the status line or one header line.
+MAX_RESPONSE_LINE = 64 * 1024
+# Header fields in one response head, HTTP/1.1 and HTTP/2.
+MAX_RESPONSE_HEADERS = 1000
 # Informational (1xx) responses allowed before the final one, in HTTP/1.1 and HTTP/2:
 # real servers send a few, and each may come within the read timeout, so without a cap
 # a server could keep a request waiting for ever.
 MAX_INFORMATIONAL = 64
+# HTTP/2: a received header block, decoded, as RFC 9113 counts it (name + value + 32
+# per field); advertised as SETTINGS_MAX_HEADER_LIST_SIZE. Its encoded form may take at
+# most twice that (HPACK shrinks a header list; only a hostile encoder grows it).
+MAX_HEADER_LIST_SIZE = 100 * 1024
+# HTTP/2: the most streams we open at once on one connection; fewer if the server's
+# SETTINGS_MAX_CONCURRENT_STREAMS says so (100, RFC 9113's advice, until they arrive).
+MAX_CONCURRENT_STREAMS = 1000
 
 _contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()

@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - another h11 layout: every body goes th
 
 from .. import _trace
 from .._backends.base import AsyncNetworkStream
-from .._config import MAX_INFORMATIONAL
+from .._config import MAX_INFORMATIONAL, MAX_RESPONSE_HEAD_SIZE, MAX_RESPONSE_HEADERS, MAX_RESPONSE_LINE
 from .._exceptions import (
     ConnectionNotAvailable,
     HTTPCoreError,
@@ -57,7 +57,10 @@ READ_SIZE = 64 * 1024
 TRUNCATED_HEAD = "Server disconnected in the middle of the response head."
 # A body this small is sent in the same write as the request head.
 COALESCE_LIMIT = 64 * 1024
-MAX_HEAD_SIZE = 100 * 1024
+# A head smaller than this cannot break a limit that h11 does not check itself: only a
+# larger one (or one read with part of its body) is measured. Each header line takes at
+# least 4 bytes ("a:" and CRLF).
+_HEAD_CHECKED_ABOVE = min(MAX_RESPONSE_LINE, 4 * MAX_RESPONSE_HEADERS)
 
 _VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
 _END_OF_MESSAGE = h11.EndOfMessage()  # events are immutable: one serves every request
@@ -83,7 +86,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         self.origin = origin
         self._stream = stream
         self._keepalive_expiry = keepalive_expiry
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD_SIZE)
         self._state = _State.IDLE
         self._expire_at: float | None = None
         self._requests = 0
@@ -143,7 +146,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                     f" ({type(exc).__name__}: {exc})"
                 ) from exc
             if isinstance(exc, h11.ProtocolError):
-                raise _map_h11_error(exc) from exc
+                raise _map_h11_error(exc, in_body=self._h11.their_state is h11.SEND_BODY) from exc
             raise
 
     async def _response(
@@ -387,10 +390,10 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             if event is h11.NEED_DATA:
                 await self._receive(timeout)
                 continue
-            if self._received - start > MAX_HEAD_SIZE:
+            if self._received - start > _HEAD_CHECKED_ABOVE:
                 # h11 bounds only a head still incomplete: one that arrived whole in a
                 # few reads could be larger. Measured only when that is possible.
-                _check_head_size(event)
+                _check_head(event)
             if isinstance(event, h11.Response):
                 return event
             if isinstance(event, h11.InformationalResponse):
@@ -431,7 +434,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         except BaseException as exc:
             await self._close()
             if isinstance(exc, h11.ProtocolError):
-                raise _map_h11_error(exc) from exc
+                raise _map_h11_error(exc, in_body=True) from exc
             raise
 
     def _unread(self) -> bytes:
@@ -514,19 +517,37 @@ def _has_both_framings(headers: list[tuple[bytes, bytes]]) -> bool:
     return content_length and transfer_encoding
 
 
-def _check_head_size(event: typing.Any) -> None:
+def _check_head(event: typing.Any) -> None:
+    """Refuse a head past MAX_RESPONSE_HEAD_SIZE, MAX_RESPONSE_HEADERS or MAX_RESPONSE_LINE
+    (sizes as h11 parsed them: less the whitespace it stripped)."""
     headers = getattr(event, "headers", None)
     if headers is None:
         return
-    size = len(event.reason) + 15  # "HTTP/1.1 200 " and the CRLFs around the headers
+    if len(headers) > MAX_RESPONSE_HEADERS:
+        raise RemoteProtocolError(f"The response head has more than {MAX_RESPONSE_HEADERS} header fields")
+    line = len(event.reason) + 13  # "HTTP/1.1 200 " and no CRLF
+    size = line + 4  # the CRLFs after the status line and after the headers
+    longest = line
     for name, value in headers.raw_items():
-        size += len(name) + len(value) + 4
-    if size > MAX_HEAD_SIZE:
-        raise RemoteProtocolError(f"The response head is larger than {MAX_HEAD_SIZE} bytes")
+        line = len(name) + len(value) + 2  # ": "
+        size += line + 2
+        if line > longest:
+            longest = line
+    if size > MAX_RESPONSE_HEAD_SIZE:
+        raise RemoteProtocolError(f"The response head is larger than {MAX_RESPONSE_HEAD_SIZE} bytes")
+    if longest > MAX_RESPONSE_LINE:
+        raise RemoteProtocolError(f"A line of the response head is longer than {MAX_RESPONSE_LINE} bytes")
 
 
-def _map_h11_error(exc: h11.ProtocolError) -> HTTPCoreError:
+def _map_h11_error(exc: h11.ProtocolError, in_body: bool = False) -> HTTPCoreError:
     if isinstance(exc, h11.RemoteProtocolError):
+        if str(exc) == "Receive buffer too long":  # h11's max_incomplete_event_size
+            if in_body:
+                return RemoteProtocolError(
+                    f"A chunk-size line or the trailers of the response are larger than"
+                    f" {MAX_RESPONSE_HEAD_SIZE} bytes"
+                )
+            return RemoteProtocolError(f"The response head is larger than {MAX_RESPONSE_HEAD_SIZE} bytes")
         return RemoteProtocolError(str(exc) or "The server sent a malformed response")
     return LocalProtocolError(str(exc) or "The request is not valid HTTP/1.1")
 

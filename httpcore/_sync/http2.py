@@ -45,7 +45,7 @@ from h2.settings import SettingCodes
 
 from .. import _trace
 from .._backends.base import NetworkStream
-from .._config import MAX_INFORMATIONAL
+from .._config import MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST_SIZE, MAX_INFORMATIONAL, MAX_RESPONSE_HEADERS
 from .._exceptions import (
     ConnectionNotAvailable,
     HTTPCoreError,
@@ -68,11 +68,13 @@ __all__ = ["HTTP2Connection", "HTTP2ResponseStream"]
 READ_SIZE = 128 * 1024  # as HTTP/1.1: larger reads would cost page faults (mmap threshold)
 # Until the server's SETTINGS arrive we assume the stream limit RFC 9113 recommends.
 DEFAULT_MAX_STREAMS = 100
-MAX_STREAMS = 1000
 STREAM_WINDOW = 1024 * 1024
 CONNECTION_WINDOW = 16 * 1024 * 1024
 MAX_FRAME_SIZE = 65536
-MAX_HEADER_LIST_SIZE = 100 * 1024
+_HEADER_LIST_TOO_LARGE = (
+    f"The server sent a header list larger than {MAX_HEADER_LIST_SIZE} bytes,"
+    " the SETTINGS_MAX_HEADER_LIST_SIZE we advertise"
+)
 # At most this much of an upload is queued in h2 before it is written: memory stays
 # bounded whatever window the server grants.
 WRITE_BATCH = 256 * 1024
@@ -417,6 +419,8 @@ class HTTP2Connection(ConnectionInterface):
 
     def _parse_head(self, headers: list[tuple[bytes, bytes]]) -> tuple[int, list[tuple[bytes, bytes]]]:
         # h2 has checked that a response head is :status and then regular fields only.
+        if len(headers) > MAX_RESPONSE_HEADERS + 1:
+            raise RemoteProtocolError(f"The response head has more than {MAX_RESPONSE_HEADERS} header fields")
         status = headers[0][1]
         try:
             code = int(status)
@@ -727,10 +731,13 @@ class HTTP2Connection(ConnectionInterface):
             if self._error is not None:  # pragma: no cover - it failed while we were reading
                 return
             h = self._h2
+            error: Exception | None
             try:
                 events = h.receive_data(data)
+            except h2.exceptions.DenialOfServiceError:  # hpack's bound on a decoded header list
+                error = RemoteProtocolError(_HEADER_LIST_TOO_LARGE)
             except h2.exceptions.ProtocolError as exc:
-                error: Exception | None = RemoteProtocolError(f"The server broke the HTTP/2 protocol: {exc}")
+                error = RemoteProtocolError(f"The server broke the HTTP/2 protocol: {exc}")
             else:
                 error = self._dispatch(events)
                 # h2 checks a frame's size only once all of it has arrived: a server that
@@ -742,6 +749,11 @@ class HTTP2Connection(ConnectionInterface):
                     else:
                         reason = "a frame is larger than the size we allow"
                     error = RemoteProtocolError(f"The server broke the HTTP/2 protocol: {reason}")
+                # h2 holds a header block's fragments until its last one (up to 64 frames
+                # of MAX_FRAME_SIZE) before hpack measures it: refuse it as it grows.
+                fragments = getattr(h.incoming_buffer, "_headers_buffer", None)
+                if fragments and sum([len(frame.data) for frame in fragments]) > 2 * MAX_HEADER_LIST_SIZE:
+                    error = RemoteProtocolError(_HEADER_LIST_TOO_LARGE)
             # Acknowledgements of SETTINGS and PING, resets of streams we forgot...
             self._dirty = self._dirty or self._h2_has_output()
         if error is not None:
@@ -807,7 +819,7 @@ class HTTP2Connection(ConnectionInterface):
                 self._settings_known = True
                 setting = changed.get(SettingCodes.MAX_CONCURRENT_STREAMS)
                 if setting is not None:
-                    self._max_streams = min(setting.new_value, MAX_STREAMS)
+                    self._max_streams = min(setting.new_value, MAX_CONCURRENT_STREAMS)
                 if SettingCodes.INITIAL_WINDOW_SIZE in changed:
                     self._wake_senders()
             elif kind is _ConnectionTerminated:
