@@ -41,6 +41,7 @@ REPLACEMENTS = {
     "AsyncHTTP11ResponseStream": "HTTP11ResponseStream",
     "AsyncHTTP2Connection": "HTTP2Connection",
     "AsyncHTTP2ResponseStream": "HTTP2ResponseStream",
+    "AsyncHTTP2Wire": "HTTP2Wire",
     "AsyncHTTPConnection": "HTTPConnection",
     "AsyncForwardHTTPConnection": "ForwardHTTPConnection",
     "AsyncHTTPProxy": "HTTPProxy",
