@@ -22,6 +22,7 @@ __all__ = [
     "MAX_RESPONSE_HEADERS",
     "MAX_RESPONSE_HEAD_SIZE",
     "MAX_RESPONSE_LINE",
+    "MAX_UNPROCESSED",
     "Limits",
     "Timeout",
     "default_ssl_context",
@@ -124,6 +125,11 @@ MAX_INFORMATIONAL = 64
 # per field); advertised as SETTINGS_MAX_HEADER_LIST_SIZE. Its encoded form may take at
 # most twice that (HPACK shrinks a header list; only a hostile encoder grows it).
 MAX_HEADER_LIST_SIZE = 100 * 1024
+# A request a server sends back unprocessed (HTTP/2: REFUSED_STREAM before its stream
+# limit was known, or a GOAWAY that leaves the stream out) goes to another connection;
+# this many times in a row at most, or a server refusing every stream would have a
+# request open connections for ever.
+MAX_UNPROCESSED = 10
 # HTTP/2: the most streams we open at once on one connection; fewer if the server's
 # SETTINGS_MAX_CONCURRENT_STREAMS says so (100, RFC 9113's advice, until they arrive).
 MAX_CONCURRENT_STREAMS = 1000

@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 
 from .._backends.base import AsyncNetworkBackend, SocketOption
-from .._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Limits, Timeout
+from .._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT, MAX_UNPROCESSED, Limits, Timeout
 from .._exceptions import (
     ConnectionNotAvailable,
     HTTPCoreError,
@@ -246,6 +246,7 @@ class AsyncConnectionPool:
             extensions["timeout"] = timeouts = self._timeout_extension
         pool_timeout = timeouts.get("pool")
         fresh = False
+        unprocessed = 0  # times a connection sent it back unprocessed (see MAX_UNPROCESSED)
         while True:
             to_close: list[AsyncConnectionInterface] = []
             waiter = None
@@ -280,6 +281,12 @@ class AsyncConnectionPool:
                         self._connection_ready(connection)
             except ConnectionNotAvailable:
                 await self._release(connection)
+                unprocessed += 1
+                if unprocessed > MAX_UNPROCESSED:
+                    raise RemoteProtocolError(
+                        f"The server sent the request back unprocessed {unprocessed} times in a row"
+                        " (REFUSED_STREAM or GOAWAY): not sent again"
+                    ) from None
                 continue
             except StaleConnection as exc:
                 await self._release(connection)
@@ -409,6 +416,13 @@ class AsyncConnectionPool:
             return
         origin = connection.origin
         capacity = connection.capacity()
+        if capacity == 0 and count == 0:
+            # Open, but taking no request (HTTP/2 with the server's stream limit at 0):
+            # kept, it would hold its slot for ever.
+            self._drop(connection)
+            to_close.append(connection)
+            self._grant_new_connection()
+            return
         waiters = self._waiters
         while waiters and count < capacity:
             head = next(iter(waiters))

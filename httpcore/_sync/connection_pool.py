@@ -40,7 +40,7 @@ from collections.abc import Iterator, Callable, Iterable
 from contextlib import contextmanager
 
 from .._backends.base import NetworkBackend, SocketOption
-from .._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT, Limits, Timeout
+from .._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT, MAX_UNPROCESSED, Limits, Timeout
 from .._exceptions import (
     ConnectionNotAvailable,
     HTTPCoreError,
@@ -247,6 +247,7 @@ class ConnectionPool:
             extensions["timeout"] = timeouts = self._timeout_extension
         pool_timeout = timeouts.get("pool")
         fresh = False
+        unprocessed = 0  # times a connection sent it back unprocessed (see MAX_UNPROCESSED)
         while True:
             to_close: list[ConnectionInterface] = []
             waiter = None
@@ -281,6 +282,12 @@ class ConnectionPool:
                         self._connection_ready(connection)
             except ConnectionNotAvailable:
                 self._release(connection)
+                unprocessed += 1
+                if unprocessed > MAX_UNPROCESSED:
+                    raise RemoteProtocolError(
+                        f"The server sent the request back unprocessed {unprocessed} times in a row"
+                        " (REFUSED_STREAM or GOAWAY): not sent again"
+                    ) from None
                 continue
             except StaleConnection as exc:
                 self._release(connection)
@@ -410,6 +417,13 @@ class ConnectionPool:
             return
         origin = connection.origin
         capacity = connection.capacity()
+        if capacity == 0 and count == 0:
+            # Open, but taking no request (HTTP/2 with the server's stream limit at 0):
+            # kept, it would hold its slot for ever.
+            self._drop(connection)
+            to_close.append(connection)
+            self._grant_new_connection()
+            return
         waiters = self._waiters
         while waiters and count < capacity:
             head = next(iter(waiters))

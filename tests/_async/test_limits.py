@@ -16,6 +16,8 @@ import time
 
 import hyperframe.frame
 import pytest
+from h2.errors import ErrorCodes
+from h2.settings import SettingCodes
 from hpack.hpack import encode_integer
 
 import httpcore
@@ -24,9 +26,10 @@ from httpcore._config import (
     MAX_RESPONSE_HEAD_SIZE,
     MAX_RESPONSE_HEADERS,
     MAX_RESPONSE_LINE,
+    MAX_UNPROCESSED,
 )
 from tests.servers.h2raw import H2Peer, h2_handler
-from tests.servers.raw import Handler, RawConnection, RawServer, RawServerFactory, good_or
+from tests.servers.raw import Handler, RawConnection, RawServer, RawServerFactory, good_or, per_connection
 
 TIMEOUT = httpcore.Timeout(5.0)
 _tokens = itertools.count()
@@ -224,3 +227,46 @@ async def test_http2_too_many_header_fields(raw_server: RawServerFactory) -> Non
             await pool.request("GET", srv.url + "/1")
         assert (await pool.request("GET", srv.url + "/2")).body == b"ok:/2"
     assert srv.connections_accepted == 1
+
+
+# -- what a server can make us do: connections opened, slots held ----------------------
+
+
+@pytest.mark.parametrize("refusal", ["refused-stream", "goaway"])
+async def test_http2_server_refusing_every_stream(raw_server: RawServerFactory, refusal: str) -> None:
+    # Each refusal is safe to retry elsewhere, but not for ever: each retry is a connection.
+    def script(peer: H2Peer) -> None:
+        peer.wait_headers(1)
+        if refusal == "goaway":
+            peer.goaway(0)
+        else:
+            peer.reset(1, ErrorCodes.REFUSED_STREAM)
+        peer.wait_closed(timeout=2.0)
+
+    srv = raw_server(h2_handler(script))
+    async with h2_pool() as pool:
+        with pytest.raises(httpcore.RemoteProtocolError, match=r"refused|unprocessed"):
+            await pool.request("GET", srv.url + "/")
+    assert srv.connections_accepted <= MAX_UNPROCESSED + 2
+
+
+async def test_http2_stream_limit_of_zero_does_not_hold_a_slot(raw_server: RawServerFactory) -> None:
+    # A connection the server lets carry no stream is let go once idle, not kept holding
+    # one of the pool's max_connections (which would starve every later request).
+    def zero(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: 0})
+        peer.respond(1, body=b"one")
+        peer.wait_closed(timeout=2.0)
+
+    def serve(peer: H2Peer) -> None:
+        peer.serve_forever(timeout=5.0)
+
+    srv = raw_server(per_connection(h2_handler(zero), h2_handler(serve)))
+    timeout = httpcore.Timeout(5.0, pool=1.0)
+    async with httpcore.AsyncConnectionPool(
+        http1=False, http2=True, timeout=timeout, max_connections=1
+    ) as pool:
+        assert (await pool.request("GET", srv.url + "/1")).body == b"one"
+        assert (await pool.request("GET", srv.url + "/2")).body == b"ok:/2"
+    assert srv.connections_accepted == 2
