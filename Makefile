@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 VENV_STAMP = .venv/.installed
 
-.PHONY: venv demo test lint format typecheck unasync unasync-check tests test-deps coverage clean httpx-suite requests-suite
+.PHONY: venv demo test fuzz lint format typecheck unasync unasync-check tests test-deps coverage clean httpx-suite requests-suite
 
 venv: $(VENV_STAMP)
 
@@ -42,6 +42,14 @@ test-deps: venv
 	$(PYTHON) scripts/test_deps.py
 
 test: lint typecheck unasync-check tests
+
+# The seeded fuzz, longer than CI's: make fuzz SEED=7 CASES=100000 (HTTP/1.1 cases, sync
+# and async each; HTTP/2 gets a fifth as many, or HTTP2_CASES=...).
+SEED ?= 1
+CASES ?= 50000
+HTTP2_CASES ?= $(shell expr $(CASES) / 5)
+fuzz: venv
+	$(PYTHON) -m tests.fuzzing.run --seed $(SEED) --cases $(CASES) --http2-cases $(HTTP2_CASES)
 
 # httpx 0.28.1's own test suite with this package as its httpcore (own venv: .httpx-suite/).
 httpx-suite: venv

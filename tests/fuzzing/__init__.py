@@ -1,0 +1,1 @@
+"""Seeded fuzzing of the protocol layers: case generators, an in-memory peer, runners."""
