@@ -241,7 +241,7 @@ async def test_http2_server_refusing_every_stream(raw_server: RawServerFactory, 
             peer.goaway(0)
         else:
             peer.reset(1, ErrorCodes.REFUSED_STREAM)
-        peer.wait_closed(timeout=2.0)
+        peer.wait_closed(timeout=0.5)
 
     srv = raw_server(h2_handler(script))
     async with h2_pool() as pool:

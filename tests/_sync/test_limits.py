@@ -242,7 +242,7 @@ def test_http2_server_refusing_every_stream(raw_server: RawServerFactory, refusa
             peer.goaway(0)
         else:
             peer.reset(1, ErrorCodes.REFUSED_STREAM)
-        peer.wait_closed(timeout=2.0)
+        peer.wait_closed(timeout=0.5)
 
     srv = raw_server(h2_handler(script))
     with h2_pool() as pool:
