@@ -1,5 +1,7 @@
 """The seeded fuzz in volume: adversarial responses through the protocol code in memory.
 
+(And 100 of the HTTP/2 cases each way over real sockets, served by the same peers.)
+
 5,000 HTTP/1.1 responses and 1,000 HTTP/2 frame sequences per run, each through one
 shared pool, sync and async (tests/fuzzing/run.py says what is checked after every
 case). The network is taken out (tests/fuzzing/memory.py), so a case costs
@@ -15,7 +17,8 @@ import time
 
 import pytest
 
-from tests.fuzzing import run
+from tests.fuzzing import h2, run
+from tests.servers.raw import RawServerFactory
 
 SEED = int(os.environ.get("HTTPCORE_FUZZ_SEED", "1105"))
 HTTP11_CASES = 5_000
@@ -38,3 +41,17 @@ def test_fuzz_in_memory(runner: run.Runner, count: int) -> None:
     connections = runner(SEED, count)
     assert connections > 1  # the cases broke connections, and the pool made new ones
     assert time.monotonic() - started < BOUND
+
+
+HTTP2_SOCKET_CASES = 100
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_fuzz_http2_over_sockets(raw_server: RawServerFactory, mode: str) -> None:
+    cases = h2.make_cases(SEED + 1, HTTP2_SOCKET_CASES)
+    srv = raw_server(run.serve_peers(lambda: h2.H2Peer(cases), stall=0.2))
+    started = time.monotonic()
+    (run.run_h2_over if mode == "sync" else run.run_h2_over_async)(srv.url, cases)
+    assert srv.connections_accepted > 1
+    assert time.monotonic() - started < BOUND
+    assert srv.errors == []

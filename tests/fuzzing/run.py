@@ -18,9 +18,10 @@ import typing
 
 import httpcore
 from tests.fuzzing import h1, h2
-from tests.fuzzing.memory import AsyncMemoryBackend, MemoryBackend, Peer
+from tests.fuzzing.memory import RESET, STALL, AsyncMemoryBackend, MemoryBackend, Peer
+from tests.servers.raw import Handler, RawConnection
 
-__all__ = ["Runner", "run_h1", "run_h1_async", "run_h2", "run_h2_async"]
+__all__ = ["Runner", "run_h1", "run_h1_async", "run_h2", "run_h2_async", "serve_peers"]
 
 Runner = typing.Callable[[int, int], int]  # (seed, cases) -> connections opened
 
@@ -37,13 +38,13 @@ def _check(case: typing.Any, outcome: object, started: float) -> None:
         raise AssertionError(f"{outcome!r} escaped: {case}") from outcome
 
 
-def _check_good(body: bytes, index: int, backend: typing.Any, case: typing.Any) -> None:
+def _check_good(body: bytes, index: int, open_streams: int, case: typing.Any) -> None:
     assert body == b"good:%d" % index, f"the pool was poisoned by {case}: got {body!r}"
-    assert backend.open_streams() <= MAX_CONNECTIONS, f"streams left open after {case}"
+    assert open_streams <= MAX_CONNECTIONS, f"streams left open after {case}"
 
 
-def _fuzz_request(pool: httpcore.ConnectionPool, case: typing.Any) -> object:
-    url = f"{URL}/fuzz/{case.index}"
+def _fuzz_request(pool: httpcore.ConnectionPool, case: typing.Any, base: str) -> object:
+    url = f"{base}/fuzz/{case.index}"
     body = b"body" if case.method == "POST" else None
     try:
         if case.read_limit is None:
@@ -59,8 +60,8 @@ def _fuzz_request(pool: httpcore.ConnectionPool, case: typing.Any) -> object:
         return exc
 
 
-async def _fuzz_request_async(pool: httpcore.AsyncConnectionPool, case: typing.Any) -> object:
-    url = f"{URL}/fuzz/{case.index}"
+async def _fuzz_request_async(pool: httpcore.AsyncConnectionPool, case: typing.Any, base: str) -> object:
+    url = f"{base}/fuzz/{case.index}"
     body = b"body" if case.method == "POST" else None
     try:
         if case.read_limit is None:
@@ -76,40 +77,73 @@ async def _fuzz_request_async(pool: httpcore.AsyncConnectionPool, case: typing.A
         return exc
 
 
-def _run(cases: list[typing.Any], peer: typing.Callable[[], Peer], **pool_options: typing.Any) -> int:
+def _run(
+    cases: list[typing.Any], peer: typing.Callable[[], Peer], url: str | None = None, **options: typing.Any
+) -> int:
+    """Through the in-memory network, or (``url``) the real one to a server of peers."""
     backend = MemoryBackend(peer)
-    with httpcore.ConnectionPool(
-        network_backend=backend, timeout=TIMEOUT, max_connections=MAX_CONNECTIONS, **pool_options
-    ) as pool:
+    if url is None:
+        options["network_backend"] = backend
+    with httpcore.ConnectionPool(max_connections=MAX_CONNECTIONS, **{"timeout": TIMEOUT, **options}) as pool:
+        base = url or URL
         for case in cases:
             started = time.monotonic()
-            _check(case, _fuzz_request(pool, case), started)
+            _check(case, _fuzz_request(pool, case, base), started)
             try:
-                r = pool.request("GET", f"{URL}/good/{case.index}")
+                r = pool.request("GET", f"{base}/good/{case.index}", timeout=TIMEOUT)
             except httpcore.HTTPCoreError as exc:
                 raise AssertionError(f"the pool was poisoned by {case}: {exc!r}") from exc
-            _check_good(r.body, case.index, backend, case)
+            _check_good(r.body, case.index, max(backend.open_streams(), len(pool.connections)), case)
     assert backend.open_streams() == 0, "streams left open after close()"
     return len(backend.streams)
 
 
 async def _run_async(
-    cases: list[typing.Any], peer: typing.Callable[[], Peer], **pool_options: typing.Any
+    cases: list[typing.Any], peer: typing.Callable[[], Peer], url: str | None = None, **options: typing.Any
 ) -> int:
     backend = AsyncMemoryBackend(peer)
+    if url is None:
+        options["network_backend"] = backend
     async with httpcore.AsyncConnectionPool(
-        network_backend=backend, timeout=TIMEOUT, max_connections=MAX_CONNECTIONS, **pool_options
+        max_connections=MAX_CONNECTIONS, **{"timeout": TIMEOUT, **options}
     ) as pool:
+        base = url or URL
         for case in cases:
             started = time.monotonic()
-            _check(case, await _fuzz_request_async(pool, case), started)
+            _check(case, await _fuzz_request_async(pool, case, base), started)
             try:
-                r = await pool.request("GET", f"{URL}/good/{case.index}")
+                r = await pool.request("GET", f"{base}/good/{case.index}", timeout=TIMEOUT)
             except httpcore.HTTPCoreError as exc:
                 raise AssertionError(f"the pool was poisoned by {case}: {exc!r}") from exc
-            _check_good(r.body, case.index, backend, case)
+            _check_good(r.body, case.index, max(backend.open_streams(), len(pool.connections)), case)
     assert backend.open_streams() == 0, "streams left open after close()"
     return len(backend.streams)
+
+
+def serve_peers(peer: typing.Callable[[], Peer], stall: float) -> Handler:
+    """A RawServer handler: each connection is served by a new peer, over the socket
+    (a queued reset is a TCP reset, a stall is ``stall`` seconds of silence)."""
+
+    def handler(conn: RawConnection) -> None:
+        server = peer()
+        while True:
+            while server.outgoing:
+                item = server.outgoing.popleft()
+                if item is RESET:
+                    conn.reset()
+                    return
+                if item is STALL:
+                    conn.sleep(stall)
+                else:
+                    conn.send(item)
+            if server.ended or server.dead:
+                return  # RawServer closes it
+            data = conn.recv(65536, timeout=10.0)
+            if not data:
+                return
+            server.write(data)
+
+    return handler
 
 
 def run_h1(seed: int, count: int) -> int:
@@ -132,6 +166,21 @@ def run_h2(seed: int, count: int) -> int:
 def run_h2_async(seed: int, count: int) -> int:
     cases = h2.make_cases(seed, count)
     return asyncio.run(_run_async(cases, lambda: h2.H2Peer(cases), http1=False, http2=True))
+
+
+SOCKET_TIMEOUT = httpcore.Timeout(2.0, read=0.1)  # a stall over a real socket costs this
+
+
+def run_h2_over(url: str, cases: list[h2.Case]) -> None:
+    """HTTP/2 cases through one sync pool over real sockets to ``serve_peers``'s server."""
+    _run(cases, lambda: h2.H2Peer(cases), url, http1=False, http2=True, timeout=SOCKET_TIMEOUT)
+
+
+def run_h2_over_async(url: str, cases: list[h2.Case]) -> None:
+    coroutine = _run_async(
+        cases, lambda: h2.H2Peer(cases), url, http1=False, http2=True, timeout=SOCKET_TIMEOUT
+    )
+    asyncio.run(coroutine)
 
 
 def main() -> None:
