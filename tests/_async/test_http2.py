@@ -788,9 +788,15 @@ async def test_goaway_refusing_an_answered_stream(raw_server: RawServerFactory) 
         peer.wait_closed()
 
     srv = raw_server(h2_handler(script))
-    async with pool_for() as pool, pool.stream("GET", srv.url + "/") as r:
-        with pytest.raises(httpcore.RemoteProtocolError, match="refused the stream after responding"):
-            await r.aread()
+    # Head and GOAWAY read apart: the body fails. Read together: the head is not trusted
+    # and the request goes to a new connection, where the same happens, until
+    # MAX_UNPROCESSED ends it.
+    async with pool_for() as pool:
+        with pytest.raises(
+            httpcore.RemoteProtocolError, match=r"refused the stream after responding|unprocessed"
+        ):
+            async with pool.stream("GET", srv.url + "/") as r:
+                await r.aread()
 
 
 async def test_frames_for_a_refused_stream_are_credited(raw_server: RawServerFactory) -> None:
