@@ -6,7 +6,8 @@ several ways (then close, kept open, reset, drip, stall past the read timeout). 
 cases a good request on the same origin must get its own response, so a poisoned pool
 shows at once. Only httpcore errors may escape, no case may hang, and no file
 descriptor may leak. ``HTTPCORE_FUZZ_SEED`` and ``HTTPCORE_FUZZ_CASES`` override the
-defaults to explore further.
+defaults to explore further. This is the real-socket part; the volume (the same cases by
+the thousand) runs in memory, in tests/test_fuzz_memory.py.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from tests.fuzzing.h1 import Case, make_cases
 from tests.servers.raw import RawConnection, RawServer, good_or
 
 SEED = int(os.environ.get("HTTPCORE_FUZZ_SEED", "1105"))
-CASES = int(os.environ.get("HTTPCORE_FUZZ_CASES", "300"))
+CASES = int(os.environ.get("HTTPCORE_FUZZ_CASES", "200"))
 READ_TIMEOUT = 0.1
 TIMEOUT = httpcore.Timeout(2.0, read=READ_TIMEOUT)
 CASE_BOUND = 2.0  # seconds any one case may take, whatever the server does
 # The well-formed request after each case: its answer may be late on a loaded machine
 # without the pool being at fault, so it gets more than the fuzz cases' short timeout.
 GOOD_TIMEOUT = httpcore.Timeout(5.0)
-TOTAL_BOUND = 15.0 * CASES / 300  # seconds for a whole run (about 5 s for 300 cases)
+TOTAL_BOUND = 15.0 * CASES / 300  # seconds for a whole run (about 3 s for 200 cases)
 
 
 class FuzzServer(RawServer):
