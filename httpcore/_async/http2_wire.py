@@ -478,7 +478,13 @@ class AsyncHTTP2Wire:
         error_code = event.error_code or 0
         for stream_id, stream in self._streams.items():
             if stream_id > last_stream_id and stream.error is None:
-                stream.error = ConnectionNotAvailable()
+                # Refused after answering contradicts itself: the request may have been
+                # processed, so it fails rather than going to another connection.
+                stream.error = (
+                    RemoteProtocolError("The server refused the stream after responding")
+                    if stream.answered
+                    else ConnectionNotAvailable()
+                )
                 self._wake(stream)
         if error_code:
             return RemoteProtocolError(f"The server closed the connection ({_error_name(error_code)})")
