@@ -159,7 +159,8 @@ class HTTP2Connection(HTTP2Wire, ConnectionInterface):
                 trace(_trace.HTTP2_RECEIVE_RESPONSE_HEADERS + _trace.STARTED, info)
                 step = _trace.HTTP2_RECEIVE_RESPONSE_HEADERS
             self._wait_for(stream, _has_head, read_timeout)
-            # A head on a stream the server's GOAWAY refused is not to be trusted.
+            # Refused while unanswered, the request goes elsewhere: a head that came
+            # after the refusal is not to be trusted.
             if stream.headers is None or isinstance(stream.error, ConnectionNotAvailable):
                 assert stream.error is not None
                 _raise(stream.error)
