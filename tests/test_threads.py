@@ -176,8 +176,8 @@ def run_threads(pool: httpcore.ConnectionPool, url: str, kinds: dict[str, tuple[
     assert [text for w in workers for text in w.failed_good] == []
     # Every thread learned of close() (its next request got PoolClosed)...
     assert [w.index for w in workers if not w.closed_seen] == []
-    # ...and the traffic before it was real.
-    assert sum(w.good for w in workers) >= THREADS
+    # ...and the traffic before it was real (a loose bound: a busy machine serves less).
+    assert sum(w.good for w in workers) >= THREADS // 8
     assert pool.connections == []
     with pytest.raises(httpcore.PoolClosed):
         pool.request("GET", f"{url}/")
