@@ -36,7 +36,7 @@ unasync-check: venv
 
 tests: venv
 	$(PYTHON) scripts/test_deps.py  # Debian programs the tests run (tinyproxy, microsocks)
-	$(PYTHON) -m pytest --cov --cov-report=term -q
+	$(PYTHON) -m pytest -n auto --cov --cov-report=term -q
 
 test-deps: venv
 	$(PYTHON) scripts/test_deps.py
