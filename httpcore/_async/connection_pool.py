@@ -107,20 +107,13 @@ class AsyncConnectionPool:
         self._max_idle = self._max_connections if keepalive is None else keepalive
         if ssl_context is not None:
             ssl_context.set_alpn_protocols(list(alpn_protocols(http1, http2)))
-        self._ssl_context = ssl_context
-        self._http1 = http1
         self._http2 = http2
-        self._retries = retries
-        self._local_address = local_address
-        self._uds = uds
-        self._socket_options = socket_options
-        self._network_backend = network_backend
         # The connection layer decides how origins are reached (directly or through the
         # proxy): ``_key`` files a request's URL under a pool key, ``_factory`` makes a
         # connection for a key.
         self._key, self._factory = routes.connection_factory(
             proxy,
-            ssl_context=self._ssl_context,
+            ssl_context=ssl_context,
             keepalive_expiry=self._limits.keepalive_expiry,
             http1=http1,
             http2=http2,
@@ -290,13 +283,13 @@ class AsyncConnectionPool:
                 continue
             except StaleConnection as exc:
                 await self._release(connection)
+                if self._closed:
+                    raise PoolClosed(_CLOSED_IN_FLIGHT) from exc
                 reason = None if not fresh else "it was already retried once"
                 if request.method not in _IDEMPOTENT:
                     reason = f"{request.method.decode('ascii')} is not idempotent"
                 elif not (request.content is None or isinstance(request.content, bytes)):
                     reason = "its body is a stream that cannot be sent again"
-                if self._closed:
-                    raise PoolClosed(_CLOSED_IN_FLIGHT) from exc
                 if reason is not None:
                     raise RemoteProtocolError(f"{exc}; the request was not retried because {reason}") from exc
                 fresh = True
@@ -564,7 +557,7 @@ async def _close_all(connections: list[AsyncConnectionInterface]) -> None:
 
 class AsyncPoolResponseStream:
     """A streaming body that gives its connection back to the pool when it ends or is
-    closed; if dropped unclosed, its finaliser queues the connection to be closed."""
+    closed; if dropped unclosed, its finaliser queues it for the pool to close."""
 
     __slots__ = ("_connection", "_pool", "_stream")
 
