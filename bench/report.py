@@ -21,6 +21,8 @@ SCENARIO_INFO: dict[str, str] = {
     "seq_async": "async, one connection, sequential keep-alive `GET /`",
     "async_100x10": "async, 100 tasks sharing a pool of 10 connections, `GET /`",
     "async_100x100": "async, 100 tasks over a pool of 100 connections, `GET /`",
+    "async_16x100": "async, 16 tasks over a pool allowing 100 connections (16 used), `GET /`",
+    "async_512x100": "async, 512 tasks over a pool of 100 connections, `GET /`",
     "threads_8": "sync, 8 threads sharing one pool/session (8 connections), `GET /`",
     "download_sync": "sync, streamed `GET /16m` (16 MiB), chunks counted and dropped",
     "download_async": "async, streamed `GET /16m` (16 MiB)",
@@ -37,6 +39,8 @@ SHORT = {
     "seq_async": "seq async",
     "async_100x10": "100 tasks/10 conn",
     "async_100x100": "100 tasks/100 conn",
+    "async_16x100": "16 tasks/100 conn",
+    "async_512x100": "512 tasks/100 conn",
     "threads_8": "8 threads",
     "download_sync": "16M down sync",
     "download_async": "16M down async",
@@ -50,6 +54,13 @@ SHORT = {
 }
 
 DASH = "—"
+
+# Issue 13's targets: ours at most 0.8x aiohttp's CPU per request on the same event loop in
+# these rows, and throughput at 512 tasks at least 0.9x that at 16 (same connection cap).
+ISSUE13_ROWS = ["seq_async", "async_100x10", "async_100x100", "async_16x100", "async_512x100"]
+ISSUE13_PAIRS = [("asyncio", "ours", "aiohttp"), ("uvloop", "ours+uvloop", "aiohttp+uvloop")]
+ISSUE13_CPU_TARGET = 0.8
+SCALING_TARGET = 0.9
 
 
 def _is_transfer(s: str) -> bool:
@@ -66,8 +77,10 @@ def _num(x: float | None, digits: int = 1) -> str:
     return f"{x:.{digits}f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """A markdown table; the first `left` columns are labels (left-aligned), the rest figures."""
+    align = ["---"] * left + ["---:"] * (len(header) - left)
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out) + "\n"
 
@@ -140,6 +153,13 @@ def markdown(doc: dict[str, Any]) -> str:
     parts.append(_table(head, rows))
 
     if doc.get("ratios"):
+        basis = doc.get("ratio_basis", {})
+
+        def vs(c: str) -> str:
+            """The peer's label, with the row of ours it is divided into when not plain ours."""
+            b = basis.get(c, "ours")
+            return label[c] if b == "ours" else f"{label[c]} (vs {b})"
+
         parts.append(
             "\n## Ours vs peers: CPU µs/req, ours ÷ peer (< 1.00: ours uses less CPU per request)\n\n"
         )
@@ -149,7 +169,7 @@ def markdown(doc: dict[str, Any]) -> str:
                 continue
             r = doc["ratios"][c]
             rows.append(
-                [label[c]] + [f"{r[s]['cpu']:.2f}" if s in r and r[s]["cpu"] else DASH for s in scenarios]
+                [vs(c)] + [f"{r[s]['cpu']:.2f}" if s in r and r[s]["cpu"] else DASH for s in scenarios]
             )
         parts.append(_table(["peer", *head[1:]], rows))
         parts.append("\n## Ours vs peers: throughput, ours ÷ peer (> 1.00: ours is faster)\n\n")
@@ -159,10 +179,12 @@ def markdown(doc: dict[str, Any]) -> str:
                 continue
             r = doc["ratios"][c]
             rows.append(
-                [label[c]]
+                [vs(c)]
                 + [f"{r[s]['throughput']:.2f}" if s in r and r[s]["throughput"] else DASH for s in scenarios]
             )
         parts.append(_table(["peer", *head[1:]], rows))
+
+    parts.append(_issue13(doc))
 
     if doc.get("adapter_ratios"):
         parts.append(
@@ -232,6 +254,82 @@ def markdown(doc: dict[str, Any]) -> str:
     parts.append("\n## Scenarios\n\n")
     parts.extend(f"- `{s}` ({SHORT.get(s, s)}): {SCENARIO_INFO.get(s, '')}\n" for s in scenarios)
     return "".join(parts)
+
+
+def _issue13(doc: dict[str, Any]) -> str:
+    """Issue 13's two tables: ours ÷ aiohttp per loop (from `ratios`), and 512 ÷ 16 tasks (`scaling`)."""
+    out: list[str] = []
+    rows = []
+    for loop, ours, peer in ISSUE13_PAIRS:
+        # Only a ratio taken against this loop's row of ours (older results.json: against ours).
+        same_loop = doc.get("ratio_basis", {}).get(peer, "ours") == ours
+        r = doc.get("ratios", {}).get(peer, {}) if same_loop else {}
+        for s in ISSUE13_ROWS:
+            a = doc["summary"].get(ours, {}).get(s)
+            b = doc["summary"].get(peer, {}).get(s)
+            if a is None and b is None:
+                continue
+            ratio = r.get(s, {}).get("cpu")
+            met = DASH if ratio is None else ("yes" if ratio <= ISSUE13_CPU_TARGET else "**no**")
+            rows.append(
+                [
+                    loop,
+                    SHORT.get(s, s),
+                    _cell(doc, ours, s, lambda x: _num(x["cpu_us_per_req"])),
+                    _cell(doc, peer, s, lambda x: _num(x["cpu_us_per_req"])),
+                    DASH if ratio is None else f"{ratio:.2f}",
+                    met,
+                ]
+            )
+    if rows:
+        out.append(
+            "\n## Issue 13: ours ÷ aiohttp on the same event loop, CPU µs/req "
+            f"(target ≤ {ISSUE13_CPU_TARGET:.2f})\n\n"
+        )
+        out.append(
+            _table(
+                ["loop", "scenario", "ours", "aiohttp", "ours ÷ aiohttp", f"≤ {ISSUE13_CPU_TARGET:.2f}"],
+                rows,
+                left=2,
+            )
+        )
+    scaling = doc.get("scaling", {})
+    if scaling:
+        out.append(
+            "\n## 512 tasks ÷ 16 tasks over the same 100-connection cap "
+            f"(issue 13: throughput ≥ {SCALING_TARGET:.2f} for ours)\n\n"
+        )
+        rows = []
+        for c in doc["clients"]:
+            if c not in scaling:
+                continue
+            x = scaling[c]
+            ours = c.startswith("ours")
+            met = ("yes" if x["throughput"] >= SCALING_TARGET else "**no**") if ours else DASH
+            rows.append(
+                [
+                    c,
+                    _cell(doc, c, "async_16x100", lambda v: _num(v["rps"])),
+                    _cell(doc, c, "async_512x100", lambda v: _num(v["rps"])),
+                    f"{x['throughput']:.2f}",
+                    met,
+                    f"{x['cpu']:.2f}",
+                ]
+            )
+        out.append(
+            _table(
+                [
+                    "client",
+                    "req/s, 16 tasks",
+                    "req/s, 512 tasks",
+                    "throughput 512 ÷ 16",
+                    f"≥ {SCALING_TARGET:.2f}",
+                    "CPU µs/req 512 ÷ 16",
+                ],
+                rows,
+            )
+        )
+    return "".join(out)
 
 
 def chart(doc: dict[str, Any], path: Path) -> None:

@@ -54,7 +54,17 @@ import nginx as nginx_mod  # noqa: E402
 import report  # noqa: E402
 
 SYNC = ["seq_sync", "threads_8", "download_sync", "upload_sync", "tls_sync"]
-ASYNC = ["seq_async", "async_100x10", "async_100x100", "download_async", "upload_async", "tls_async"]
+# 16 and 512 tasks over the same 100-connection cap: does a request cost more as tasks pile up?
+SCALING = ["async_16x100", "async_512x100"]
+ASYNC = [
+    "seq_async",
+    "async_100x10",
+    "async_100x100",
+    *SCALING,
+    "download_async",
+    "upload_async",
+    "tls_async",
+]
 H2 = ["h2_seq_async", "h2_100_streams"]
 TRIO = ["seq_async", "async_100x10", "download_async", "h2_seq_async", "h2_100_streams"]
 SCENARIO_ORDER = [
@@ -62,6 +72,7 @@ SCENARIO_ORDER = [
     "seq_async",
     "async_100x10",
     "async_100x100",
+    *SCALING,
     "threads_8",
     "download_sync",
     "download_async",
@@ -85,12 +96,16 @@ class Client:
     floor: bool = False
 
 
+WITHOUT_SCALING = tuple(s for s in SCENARIO_ORDER if s not in SCALING)
+
 CLIENTS: list[Client] = [
     Client("ours", "ours.py", "ours", tuple(SCENARIO_ORDER)),
-    Client("httpcore 1.0.9", "encode_httpcore.py", "peers", tuple(SCENARIO_ORDER)),
-    Client("httpx", "httpx_client.py", "peers", tuple(SCENARIO_ORDER)),
+    # Ours on uvloop (bench/requirements-ours.txt, installed by `make bench`), against aiohttp+uvloop.
+    Client("ours+uvloop", "ours.py", "ours", tuple(ASYNC), ("--loop", "uvloop")),
+    Client("httpcore 1.0.9", "encode_httpcore.py", "peers", WITHOUT_SCALING),
+    Client("httpx", "httpx_client.py", "peers", WITHOUT_SCALING),
     # Under trio.run: the scenarios a trio user runs, ours against encode's httpcore.
-    Client("ours+trio", "ours.py", "ours", tuple(TRIO), ("--loop", "trio")),
+    Client("ours+trio", "ours.py", "ours", (*TRIO, *SCALING), ("--loop", "trio")),
     Client("httpcore 1.0.9+trio", "encode_httpcore.py", "peers", tuple(TRIO), ("--loop", "trio")),
     Client("aiohttp", "aiohttp_client.py", "peers", tuple(ASYNC)),
     Client("aiohttp+uvloop", "aiohttp_client.py", "peers", tuple(ASYNC), ("--loop", "uvloop")),
@@ -320,10 +335,12 @@ def summarise(plan: Plan) -> dict[str, Any]:
                     cell["cpu_us_per_req_max"] = max(vals)
             summary[c.name][s] = cell
     ratios: dict[str, dict[str, Any]] = {}
-    ours = summary.get("ours", {})
+    basis: dict[str, str] = {}
     for c in plan.clients:
-        if c.name == "ours" or c.name.endswith("+trio"):  # the trio pair has its own table
-            continue
+        if c.name in ("ours", "ours+uvloop") or c.name.endswith("+trio"):
+            continue  # our own rows; the trio pair has its own table
+        basis[c.name] = ours_counterpart(c)
+        ours = summary.get(basis[c.name], {})
         ratios[c.name] = {}
         for s in plan.scenarios:
             a, b = ours.get(s), summary[c.name].get(s)
@@ -348,7 +365,28 @@ def summarise(plan: Plan) -> dict[str, Any]:
         b = summary.get("httpcore 1.0.9+trio", {}).get(s)
         if a and b and a["ok"] and b["ok"] and b["cpu_us_per_req"]:
             trio_ratios[s] = {"cpu": a["cpu_us_per_req"] / b["cpu_us_per_req"]}
-    return {"summary": summary, "ratios": ratios, "adapter_ratios": adapter, "trio_ratios": trio_ratios}
+    # Throughput and CPU per request at 512 tasks over those at 16, same 100-connection cap.
+    scaling: dict[str, Any] = {}
+    for c in plan.clients:
+        lo, hi = (summary[c.name].get(s) for s in SCALING)
+        if lo and hi and lo["ok"] and hi["ok"] and lo["rps"] and lo["cpu_us_per_req"]:
+            scaling[c.name] = {
+                "throughput": hi["rps"] / lo["rps"],
+                "cpu": hi["cpu_us_per_req"] / lo["cpu_us_per_req"],
+            }
+    return {
+        "summary": summary,
+        "ratios": ratios,
+        "ratio_basis": basis,
+        "adapter_ratios": adapter,
+        "trio_ratios": trio_ratios,
+        "scaling": scaling,
+    }
+
+
+def ours_counterpart(peer: Client) -> str:
+    """Our row a peer is compared with: the one on the same event loop (uvloop or asyncio)."""
+    return "ours+uvloop" if "uvloop" in peer.args else "ours"
 
 
 def versions(python: str | None, modules: list[str]) -> dict[str, str]:
@@ -470,6 +508,11 @@ def main(argv: list[str] | None = None) -> int:
             f"bench: WARNING: `import httpcore` fails with {ours_python} and PYTHONPATH={ours_root}; "
             "ours will show as errors"
         )
+    if any("uvloop" in c.args and c.env == "ours" for c in clients) and not can_import(ours_python, "uvloop"):
+        log(
+            f"bench: WARNING: uvloop is not installed for {ours_python}; ours+uvloop will show as errors "
+            f"(`make bench` installs it: {ours_python} -m pip install -r bench/requirements-ours.txt)"
+        )
 
     plan = Plan(
         mode="smoke" if smoke else "full",
@@ -510,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         "kernel": platform.release(),
         "nginx": nginx_version,
         "ours_python": ours_python,
-        "ours_versions": versions(ours_python, ["h11", "h2", "certifi", "trio"]),
+        "ours_versions": versions(ours_python, ["h11", "h2", "certifi", "trio", "uvloop"]),
         "peers_versions": versions(
             peers_python,
             ["httpcore", "httpx", "h11", "h2", "anyio", "trio", "aiohttp", "uvloop", "urllib3", "requests"],
