@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
     "MAX_CONCURRENT_STREAMS",
+    "MAX_HEADER_LIST_DECODED",
     "MAX_HEADER_LIST_SIZE",
     "MAX_INFORMATIONAL",
     "MAX_RESPONSE_HEADERS",
@@ -125,6 +126,13 @@ MAX_INFORMATIONAL = 64
 # per field); advertised as SETTINGS_MAX_HEADER_LIST_SIZE. Its encoded form may take at
 # most twice that (HPACK shrinks a header list; only a hostile encoder grows it).
 MAX_HEADER_LIST_SIZE = 100 * 1024
+# HTTP/2: how far a header block is decoded before decoding stops. A block past
+# MAX_HEADER_LIST_SIZE but within this is decoded whole, so HPACK's table stays in step
+# with the server's and only its stream fails; an honest encoder's block that passed
+# the encoded bound above decodes to less (Huffman expands by 8/5 at most). Past this
+# (a block built to inflate: references to a large table entry, again and again)
+# decoding stops part-way, the HPACK state is lost, and the connection fails with it.
+MAX_HEADER_LIST_DECODED = 4 * MAX_HEADER_LIST_SIZE
 # A request a server sends back unprocessed (HTTP/2: REFUSED_STREAM before its stream
 # limit was known, or a GOAWAY that leaves the stream out) goes to another connection;
 # this many times in a row at most, or a server refusing every stream would have a

@@ -33,7 +33,7 @@ from h2.settings import SettingCodes
 
 from .. import _trace
 from .._backends.base import AsyncNetworkStream
-from .._config import MAX_HEADER_LIST_SIZE, MAX_RESPONSE_HEADERS
+from .._config import MAX_HEADER_LIST_DECODED, MAX_HEADER_LIST_SIZE, MAX_RESPONSE_HEADERS
 from .._exceptions import (
     ConnectionNotAvailable,
     HTTPCoreError,
@@ -284,8 +284,10 @@ class AsyncHTTP2Connection(AsyncHTTP2Wire, AsyncConnectionInterface):
         # A client has no business announcing extended CONNECT (RFC 8441).
         del h.local_settings[SettingCodes.ENABLE_CONNECT_PROTOCOL]
         # Settings made at construction take effect at once: mirror them in h2's state.
+        # hpack decodes past our limit, up to its own bound, so that a block over the
+        # limit fails only its stream (the wire checks each decoded head).
         h.max_inbound_frame_size = MAX_FRAME_SIZE
-        h.decoder.max_header_list_size = MAX_HEADER_LIST_SIZE
+        h.decoder.max_header_list_size = MAX_HEADER_LIST_DECODED
         h.initiate_connection()
         h.increment_flow_control_window(CONNECTION_WINDOW - _INITIAL_WINDOW)
         self._started = True

@@ -20,6 +20,13 @@ the background: the tasks (or threads) of the requests move the bytes themselves
 - Failures of the wire: a stream reset by the server fails that stream alone; a GOAWAY
   marks the streams the server never processed with ``ConnectionNotAvailable``; a
   broken connection fails every stream in flight.
+- A header block over SETTINGS_MAX_HEADER_LIST_SIZE fails only its stream (reset when
+  the request gives it up): hpack decodes on past our limit, up to
+  ``MAX_HEADER_LIST_DECODED``, so its dynamic table stays the one the server encodes
+  against (RFC 9113 section 10.5.1: a refused field block is still processed unless
+  the connection is closed).
+  Past that bound hpack stops mid-block, the table is lost, and so is the connection;
+  likewise a block whose encoded fragments outgrow twice the limit is never decoded.
 
 What a request does with its stream (opening it, the body, flow-control credit, giving
 it up) is ``http2.py``'s; this module only moves frames. h2's private state machine
@@ -62,6 +69,8 @@ _HEADER_LIST_TOO_LARGE = (
     f"The server sent a header list larger than {MAX_HEADER_LIST_SIZE} bytes,"
     " the SETTINGS_MAX_HEADER_LIST_SIZE we advertise"
 )
+_HPACK_LOST = "; decoding it stopped part-way, so the connection's HPACK state is lost"
+_UNDECODED = "; its encoded block grew past twice that, so it is not decoded and the connection ends"
 # How long closing may wait to hand the server a GOAWAY.
 CLOSE_TIMEOUT = 1.0
 # An idle connection that turned readable has its data already: this only bounds the
@@ -147,6 +156,11 @@ class _Stream:
         self.answered = False  # the server sent something on this stream
         self.early = False  # opened before the server's SETTINGS told us its stream limit
         self.write_timeout = write_timeout
+
+
+def _header_list_size(headers: list[tuple[bytes, bytes]]) -> int:
+    """A decoded header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it."""
+    return sum([len(name) + len(value) for name, value in headers]) + 32 * len(headers)
 
 
 def _error_name(code: int) -> str:
@@ -339,7 +353,7 @@ class HTTP2Wire:
             try:
                 events = h.receive_data(data)
             except h2.exceptions.DenialOfServiceError:  # hpack's bound on a decoded header list
-                error = RemoteProtocolError(_HEADER_LIST_TOO_LARGE)
+                error = RemoteProtocolError(_HEADER_LIST_TOO_LARGE + _HPACK_LOST)
             except h2.exceptions.ProtocolError as exc:
                 error = RemoteProtocolError(f"The server broke the HTTP/2 protocol: {exc}")
             else:
@@ -357,7 +371,7 @@ class HTTP2Wire:
                 # of MAX_FRAME_SIZE) before hpack measures it: refuse it as it grows.
                 fragments = getattr(h.incoming_buffer, "_headers_buffer", None)
                 if fragments and sum([len(frame.data) for frame in fragments]) > 2 * MAX_HEADER_LIST_SIZE:
-                    error = RemoteProtocolError(_HEADER_LIST_TOO_LARGE)
+                    error = RemoteProtocolError(_HEADER_LIST_TOO_LARGE + _UNDECODED)
             # Acknowledgements of SETTINGS and PING, resets of streams we forgot...
             self._dirty = self._dirty or self._h2_has_output()
         if error is not None:
@@ -406,7 +420,12 @@ class HTTP2Wire:
                             continue
                         stream.chunks.append((data_event.data, data_event.flow_controlled_length))
                     elif kind is _ResponseReceived:
-                        stream.headers = typing.cast(h2.events.ResponseReceived, event).headers
+                        headers = typing.cast(h2.events.ResponseReceived, event).headers
+                        if _header_list_size(headers) > MAX_HEADER_LIST_SIZE:
+                            # Decoded whole (HPACK state intact): only this stream fails.
+                            stream.error = stream.error or RemoteProtocolError(_HEADER_LIST_TOO_LARGE)
+                        else:
+                            stream.headers = headers
                     else:
                         stream.ended = True
                 self._wake(stream)
@@ -434,11 +453,17 @@ class HTTP2Wire:
                 stream = streams.get(typing.cast(h2.events.InformationalResponseReceived, event).stream_id)
                 if stream is not None:
                     stream.informational += 1
-                    if stream.informational > MAX_INFORMATIONAL and stream.error is None:
-                        stream.answered = True
-                        stream.error = RemoteProtocolError(
+                    head = typing.cast(h2.events.InformationalResponseReceived, event).headers
+                    refusal = None
+                    if stream.informational > MAX_INFORMATIONAL:
+                        refusal = RemoteProtocolError(
                             f"The server sent more than {MAX_INFORMATIONAL} informational (1xx) responses"
                         )
+                    elif _header_list_size(head) > MAX_HEADER_LIST_SIZE:
+                        refusal = RemoteProtocolError(_HEADER_LIST_TOO_LARGE)
+                    if refusal is not None and stream.error is None:
+                        stream.answered = True
+                        stream.error = refusal
                         self._wake(stream)
             # Trailers, pings, settings acks, priority and unknown frames: nothing a
             # waiting request needs.

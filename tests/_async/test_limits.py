@@ -22,6 +22,7 @@ from hpack.hpack import encode_integer
 
 import httpcore
 from httpcore._config import (
+    MAX_HEADER_LIST_DECODED,
     MAX_HEADER_LIST_SIZE,
     MAX_RESPONSE_HEAD_SIZE,
     MAX_RESPONSE_HEADERS,
@@ -134,23 +135,35 @@ async def test_http11_chunk_size_line_that_never_ends(raw_server: RawServerFacto
 # -- HTTP/2 ---------------------------------------------------------------------------
 
 
-def respond_plainly(peer: H2Peer, stream_id: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    """A 200 response whose header block is written by hand: literals without Huffman
-    coding or indexing (so no HPACK state changes), in frames of 16 KiB. h2's encoder
-    would spend a second Huffman-coding a 100 KiB header list, and the client another
-    decoding it."""
+def literal(data: bytes) -> bytes:
+    """An HPACK string literal, not Huffman-coded."""
+    return bytes(encode_integer(len(data), 7)) + data
 
-    def literal(data: bytes) -> bytes:
-        return bytes(encode_integer(len(data), 7)) + data
 
-    block = b"\x88" + b"".join(b"\x00" + literal(name) + literal(value) for name, value in headers)
+def plain_block(headers: list[tuple[bytes, bytes]], status: bytes = b"200") -> bytes:
+    """``:status`` then ``headers``, as literals the decoder does not index."""
+    fields = b"".join(b"\x00" + literal(name) + literal(value) for name, value in headers)
+    return b"\x08" + literal(status) + fields  # 8: the static table's :status
+
+
+def send_block(peer: H2Peer, stream_id: int, block: bytes, body: bytes | None = None) -> None:
+    """A header block written by hand, in frames of 16 KiB, then ``body`` ending the
+    stream (None: the stream stays open)."""
     pieces = [block[i : i + 16384] for i in range(0, len(block), 16384)]
     frames: list[hyperframe.frame.Frame] = [hyperframe.frame.HeadersFrame(stream_id, data=pieces[0])]
     frames += [hyperframe.frame.ContinuationFrame(stream_id, data=piece) for piece in pieces[1:]]
     frames[-1].flags.add("END_HEADERS")
-    frames.append(hyperframe.frame.DataFrame(stream_id, data=body, flags=["END_STREAM"]))
+    if body is not None:
+        frames.append(hyperframe.frame.DataFrame(stream_id, data=body, flags=["END_STREAM"]))
     peer.answered.add(stream_id)
     peer.send_raw(b"".join(frame.serialize() for frame in frames))
+
+
+def respond_plainly(peer: H2Peer, stream_id: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    """A 200 response whose header block is written by hand: literals without Huffman
+    coding or indexing (so no HPACK state changes). h2's encoder would spend a second
+    Huffman-coding a 100 KiB header list, and the client another decoding it."""
+    send_block(peer, stream_id, plain_block(headers), body)
 
 
 def serve_then(first: list[tuple[bytes, bytes]]) -> Handler:
@@ -190,14 +203,94 @@ async def test_http2_header_list_within_the_limit(raw_server: RawServerFactory) 
 
 
 async def test_http2_header_list_past_the_limit(raw_server: RawServerFactory) -> None:
-    # hpack stops decoding at the limit: the connection's header state is lost with it,
-    # so the connection fails (a GET on it is tried once more, on a new one).
+    # Decoded whole (hpack goes on to MAX_HEADER_LIST_DECODED), so only its stream fails.
     srv = raw_server(serve_then([(b"x-big", b"v" * MAX_HEADER_LIST_SIZE)]))
+    async with h2_pool() as pool:
+        with pytest.raises(httpcore.RemoteProtocolError, match=LIST_TOO_LARGE + "we advertise$"):
+            await pool.request("GET", srv.url + "/1")
+        assert (await pool.request("GET", srv.url + "/2")).body == b"ok:/2"
+    assert srv.connections_accepted == 1
+
+
+async def test_http2_header_list_past_the_limit_fails_only_its_stream(raw_server: RawServerFactory) -> None:
+    # Stream 1 is mid-response when stream 3's head comes over the limit, its block
+    # adding an entry to HPACK's table after the field that broke the limit: stream 3
+    # is reset, stream 1 finishes, and stream 5's head, which refers to that entry,
+    # decodes right (the table stayed the server's).
+    added = (b"x-added", b"after the limit")
+    big = (
+        plain_block([(b"x-big", b"v" * MAX_HEADER_LIST_SIZE)])
+        + b"\x40"
+        + literal(added[0])
+        + literal(added[1])
+    )
+    resets: list[bool] = []
+
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"one-", end=False)
+        peer.wait_stream(3)
+        send_block(peer, 3, big)  # no END_STREAM: the client must reset it
+        resets.append(peer.wait(lambda: peer.requests[3].reset))
+        peer.send_body(1, b"done")
+        peer.wait_stream(5)
+        send_block(peer, 5, b"\x88\xbe", b"five")  # :status 200, dynamic entry 62
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script))
+    async with h2_pool() as pool:
+        async with pool.stream("GET", srv.url + "/1") as first:
+            with pytest.raises(httpcore.RemoteProtocolError, match=LIST_TOO_LARGE):
+                await pool.request("GET", srv.url + "/3")
+            assert await first.aread() == b"one-done"
+        r = await pool.request("GET", srv.url + "/5")
+        assert (r.status_code, r.headers, r.body) == (200, [added], b"five")
+    assert resets == [True]
+    assert srv.connections_accepted == 1
+
+
+async def test_http2_informational_header_list_past_the_limit(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        send_block(peer, 1, plain_block([(b"x-big", b"v" * MAX_HEADER_LIST_SIZE)], status=b"103"))
+        peer.wait(lambda: peer.requests[1].reset)
+        peer.serve_forever(timeout=5.0)
+
+    srv = raw_server(h2_handler(script))
     async with h2_pool() as pool:
         with pytest.raises(httpcore.RemoteProtocolError, match=LIST_TOO_LARGE):
             await pool.request("GET", srv.url + "/1")
         assert (await pool.request("GET", srv.url + "/2")).body == b"ok:/2"
-    assert srv.connections_accepted == 3
+    assert srv.connections_accepted == 1
+
+
+async def test_http2_header_list_that_inflates_fails_the_connection(raw_server: RawServerFactory) -> None:
+    # A few hundred bytes referring again and again to one 4 KB entry of HPACK's table:
+    # hpack stops at MAX_HEADER_LIST_DECODED, mid-block, and its table is lost with the
+    # connection, with the response being read beside it; the next request gets a new
+    # connection.
+    entry = b"\x40" + literal(b"x-b") + literal(b"v" * 4000)
+    bomb = b"\x88" + entry + b"\xbe" * (MAX_HEADER_LIST_DECODED // 4035 + 2)
+
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"one-", end=False)
+        peer.wait_stream(3)
+        send_block(peer, 3, bomb, b"")
+        peer.wait_closed()
+
+    def serve(peer: H2Peer) -> None:
+        peer.serve_forever(timeout=5.0)
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    async with h2_pool() as pool:
+        async with pool.stream("GET", srv.url + "/1") as first:
+            with pytest.raises(httpcore.RemoteProtocolError, match=LIST_TOO_LARGE + ".*HPACK state is lost"):
+                await pool.request("POST", srv.url + "/3", body=b"x")
+            with pytest.raises(httpcore.RemoteProtocolError, match="HPACK state is lost"):
+                await first.aread()
+        assert (await pool.request("GET", srv.url + "/4")).body == b"ok:/4"
+    assert srv.connections_accepted == 2
 
 
 async def test_http2_header_block_that_never_ends(raw_server: RawServerFactory) -> None:
