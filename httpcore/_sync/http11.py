@@ -13,13 +13,17 @@ close-delimited bodies go through h11. When the body ends the h11 cycle restarts
 connection is IDLE again, unless either side asked to close, the body was abandoned,
 or the server sent bytes past the end of the response: then it is CLOSED and can never
 carry another request, so no response can be handed to the wrong request.
+
+An exchange h11 has completed before with byte-identical heads is replayed without it
+(``_h11_replay``): the request goes out as h11 wrote it, and when the first read brings
+a known response head with exactly its body, the response h11 made of it comes back and
+the connection is IDLE, as h11 would have left it. Anything else catches h11 up with the
+request and lets it read the response as above.
 """
 
 from __future__ import annotations
 
 import enum
-import functools
-import ssl
 import time
 import typing
 from collections.abc import Iterable
@@ -38,15 +42,17 @@ from .._config import MAX_INFORMATIONAL, MAX_RESPONSE_HEAD_SIZE, MAX_RESPONSE_HE
 from .._exceptions import (
     ConnectionNotAvailable,
     HTTPCoreError,
-    LocalProtocolError,
     ReadError,
     RemoteProtocolError,
     StaleConnection,
     WriteError,
 )
+from .._h11_checks import check_head, has_both_framings, map_h11_error
+from .._h11_replay import Cycle, RequestHead, request_head
 from .._h11_shortcuts import count_body_chunk, install_head_cache, take_counted_body
 from .._models import Origin, Request, Response
-from .interfaces import ConnectionInterface, ResponseStream
+from .http11_streams import HTTP11ResponseStream, UpgradedStream
+from .interfaces import ConnectionInterface
 from .request_body import close_body, first_chunk
 from .tracing import traced
 
@@ -58,6 +64,8 @@ READ_SIZE = 64 * 1024
 TRUNCATED_HEAD = "Server disconnected in the middle of the response head."
 # A body this small is sent in the same write as the request head.
 COALESCE_LIMIT = 64 * 1024
+# A response head longer than this is never replayed (see _h11_replay).
+REPLAYED_HEAD_MAX = 4096
 # A head smaller than this cannot break a limit that h11 does not check itself: only a
 # larger one (or one read with part of its body) is measured. Each header line takes at
 # least 4 bytes ("a:" and CRLF).
@@ -96,6 +104,10 @@ class HTTP11Connection(ConnectionInterface):
         self._received = 0  # bytes read so far, to bound a response head
         self._must_close = False  # the response's framing was ambiguous: never reuse
         self._host_header = origin.authority
+        self._head_start = 0  # self._received before the response head was read
+        # An exchange that may be remembered for replay once h11 has completed it: the
+        # request's record, the head first read, the body bytes after it, _received then.
+        self._replay: tuple[RequestHead, bytes, int, int] | None = None
 
     def handle_request(self, request: Request) -> Response:
         if self._state is not _State.IDLE:
@@ -106,22 +118,36 @@ class HTTP11Connection(ConnectionInterface):
         self._requests += 1
         self._got_response_bytes = False
         self._must_close = False
+        self._replay = None
+        self._head_start = self._received
         extensions = request.extensions
         timeouts = extensions.get("timeout") or {}
         trace = extensions.get("trace")
         try:
             send_error: WriteError | None = None
+            replay: RequestHead | None = None
+            body: bytes | None = None  # of a replayed request
             try:
-                if trace is None:
-                    self._send_request(request, timeouts.get("write"))
-                else:
+                if trace is not None:
                     self._send_request_traced(request, timeouts.get("write"), trace)
+                else:
+                    replay = self._replayable(request)
+                    if replay is None:
+                        self._send_request(request, timeouts.get("write"))
+                    else:
+                        body = typing.cast("bytes | None", request.content)
+                        self._stream.write(replay.message(body), timeouts.get("write"))
             except WriteError as exc:
                 # The server may have answered early and closed (a 413 or 401 before the
                 # upload finished): what it sent is the response the caller needs.
                 send_error = exc
             try:
-                if trace is None:
+                if replay is not None:
+                    response = self._receive_replayed(replay, body, timeouts.get("read"))
+                    if response is not None:
+                        return response
+                    event = self._receive_response_head(timeouts.get("read"), first_read=False)
+                elif trace is None:
                     event = self._receive_response_head(timeouts.get("read"))
                 else:
                     event = self._receive_response_head_traced(request, timeouts.get("read"), trace)
@@ -147,8 +173,61 @@ class HTTP11Connection(ConnectionInterface):
                     f" ({type(exc).__name__}: {exc})"
                 ) from exc
             if isinstance(exc, h11.ProtocolError):
-                raise _map_h11_error(exc, in_body=self._h11.their_state is h11.SEND_BODY) from exc
+                raise map_h11_error(exc, in_body=self._h11.their_state is h11.SEND_BODY) from exc
             raise
+
+    def _replayable(self, request: Request) -> RequestHead | None:
+        """The record of this request's head when h11 sent it before with a body of the
+        same length, so that it may go out as h11 wrote it (see ``_h11_replay``)."""
+        content = request.content
+        if content is None:
+            size = 0
+        elif type(content) is bytes:
+            size = len(content)
+            if size > COALESCE_LIMIT:
+                return None
+        else:
+            return None
+        record = self._request_head(request, content)
+        return record if record.replayable(size) else None
+
+    def _receive_replayed(
+        self, record: RequestHead, body: bytes | None, timeout: float | None
+    ) -> Response | None:
+        """The response, when the first read brings a whole exchange h11 completed before
+        with this request head; else None, with h11 told of the request and given what
+        was read, to read the response its own way."""
+        data = self._read(timeout)
+        h = self._h11
+        if data:
+            end = data.find(b"\r\n\r\n", 0, REPLAYED_HEAD_MAX) + 4
+            if end > 4:
+                head = data[:end]
+                cycle = record.cycles.get(head)
+                if (
+                    cycle is not None
+                    and len(data) - end == cycle.body_length
+                    and h.their_http_version is not None
+                ):
+                    return self._replayed(cycle, data[end:])
+                self._replay = (record, head, len(data) - end, self._received)
+        record.catch_up(h, body)
+        self._feed(data)
+        return None
+
+    def _replayed(self, cycle: Cycle, body: bytes) -> Response:
+        """The response of a replayed exchange, the connection idle again as h11 would
+        have left it."""
+        self._state = _State.IDLE
+        if self._keepalive_expiry is not None:
+            self._expire_at = time.monotonic() + self._keepalive_expiry
+        event = cycle.event
+        extensions = {
+            "http_version": cycle.version,
+            "reason_phrase": event.reason,
+            "network_stream": self._stream,
+        }
+        return Response._from_stream(event.status_code, event.headers.raw_items(), None, extensions, body)
 
     def _response(
         self,
@@ -179,13 +258,22 @@ class HTTP11Connection(ConnectionInterface):
         # agree on where the next response starts, so the connection is not reused.
         # Only a chunked body can have both, so only then are the headers looked at.
         reader_type = type(getattr(self._h11, "_reader", None))
-        self._must_close = _ChunkedReader in (None, reader_type) and _has_both_framings(raw_headers)
+        self._must_close = _ChunkedReader in (None, reader_type) and has_both_framings(raw_headers)
         if trace is None:
             body, complete = self._buffered_body()
             if complete:
                 # The whole body came with the head: the connection is done with this
                 # response already, and the caller gets it with no stream to pull.
                 self._response_closed()
+                replay = self._replay
+                if (
+                    replay is not None
+                    and self._state is _State.IDLE
+                    and replay[3] == self._received  # all in the first read
+                    and reader_type is _ContentLengthReader
+                    and type(event) is h11.Response
+                ):
+                    replay[0].remember(replay[1], event, replay[2], http_version)
                 return Response._from_stream(event.status_code, raw_headers, None, response_extensions, body)
         else:
             body = b""  # traced: the body is read, and the response closed, when the caller does
@@ -224,7 +312,9 @@ class HTTP11Connection(ConnectionInterface):
             content = first_chunk(content)
             if type(content) is bytes:  # empty: no body at all, and safe to send again
                 request.content = content
-        head = self._encode_head(request, content)
+        record = self._request_head(request, content)
+        head = h.send(record.event)
+        assert head is not None
         if content is None or isinstance(content, bytes):
             if content and len(content) > COALESCE_LIMIT:
                 body = h.send(h11.Data(data=content))
@@ -234,9 +324,14 @@ class HTTP11Connection(ConnectionInterface):
                 if end:
                     self._stream.write(end, timeout)
                 return
+            wire = head
             if content:
                 head += h.send(h11.Data(data=content))
-            head += h.send(_END_OF_MESSAGE)
+            end = h.send(_END_OF_MESSAGE)
+            if end:
+                head += end  # the chunked framing's last chunk: the body was not sent as it is
+            else:
+                record.sent(wire, len(content) if content else 0)
             self._stream.write(head, timeout)
             return
         try:
@@ -280,8 +375,8 @@ class HTTP11Connection(ConnectionInterface):
         if end:
             self._stream.write(end, timeout)
 
-    def _encode_head(self, request: Request, content: typing.Any) -> bytes:
-        """The request head as bytes, with Host and body framing added when missing."""
+    def _request_head(self, request: Request, content: typing.Any) -> RequestHead:
+        """The record of the request head, with Host and body framing added when missing."""
         headers = request.headers
         seen = 0
         for name, _ in headers:
@@ -298,10 +393,13 @@ class HTTP11Connection(ConnectionInterface):
             extra.append((b"Transfer-Encoding", b"chunked"))
         key = tuple(extra + headers)
         try:
-            event = _request_event(request.method, request.url.target, key)
+            return request_head(request.method, request.url.target, key)
         except TypeError:  # a header pair made unhashable after the request was built
-            event = _request_event.__wrapped__(request.method, request.url.target, key)
-        head = self._h11.send(event)
+            return request_head.__wrapped__(request.method, request.url.target, key)
+
+    def _encode_head(self, request: Request, content: typing.Any) -> bytes:
+        """The request head as bytes, written by h11."""
+        head = self._h11.send(self._request_head(request, content).event)
         assert head is not None
         return head
 
@@ -316,26 +414,39 @@ class HTTP11Connection(ConnectionInterface):
             if data:
                 self._stream.write(data, timeout)
 
+    def _read(self, timeout: float | None) -> bytes:
+        data = self._stream.read(READ_SIZE, timeout)
+        if data:
+            self._got_response_bytes = True
+            self._received += len(data)
+        return data
+
     def _receive(self, timeout: float | None) -> None:
+        if self._pending is None:
+            self._feed(self._read(timeout))
+        else:
+            self._feed_pending()
+
+    def _feed(self, data: bytes) -> None:
+        """Hand h11 bytes just read (b"" at the end of the stream)."""
         h = self._h11
-        pending = self._pending
-        if pending is None:
-            data = self._stream.read(READ_SIZE, timeout)
-            if data:
-                self._got_response_bytes = True
-                self._received += len(data)
-            elif h.their_state is h11.SEND_RESPONSE:
-                if self._got_response_bytes:
-                    raise RemoteProtocolError(TRUNCATED_HEAD)
-                raise RemoteProtocolError("Server disconnected without sending a response.")
-            if len(data) <= READ_SIZE:
-                h.receive_data(data)
-                return
-            pending = memoryview(data)
+        if not data and h.their_state is h11.SEND_RESPONSE:
+            if self._got_response_bytes:
+                raise RemoteProtocolError(TRUNCATED_HEAD)
+            raise RemoteProtocolError("Server disconnected without sending a response.")
+        if len(data) <= READ_SIZE:
+            h.receive_data(data)
+            return
+        self._pending = memoryview(data)
+        self._feed_pending()
+
+    def _feed_pending(self) -> None:
         # A larger chunk (asyncio delivers up to 256 KiB) is fed to h11 a piece at a
         # time: h11 copies what it buffers, and copies above glibc's 128 KiB mmap
         # threshold cost page faults on every read.
-        h.receive_data(pending[:READ_SIZE])  # type: ignore[arg-type]  # h11 takes any bytes-like
+        pending = self._pending
+        assert pending is not None
+        self._h11.receive_data(pending[:READ_SIZE])  # type: ignore[arg-type]  # h11 takes any bytes-like
         rest = pending[READ_SIZE:]
         self._pending = rest if rest else None
 
@@ -378,11 +489,15 @@ class HTTP11Connection(ConnectionInterface):
             trace(_trace.HTTP11_RECEIVE_RESPONSE_HEADERS + _trace.FAILED, {"exception": exc})
             raise
 
-    def _receive_response_head(self, timeout: float | None) -> h11.Response | h11.InformationalResponse:
+    def _receive_response_head(
+        self, timeout: float | None, first_read: bool = True
+    ) -> h11.Response | h11.InformationalResponse:
         # Each cycle starts with h11's buffer empty (see _response_closed), so the
-        # network is asked first rather than h11, which could only answer NEED_DATA.
-        start = self._received
-        self._receive(timeout)
+        # network is asked first rather than h11, which could only answer NEED_DATA
+        # (unless the first read was made already: first_read is False).
+        start = self._head_start
+        if first_read:
+            self._receive(timeout)
         h = self._h11
         install_head_cache(h)
         informational = 0
@@ -394,13 +509,14 @@ class HTTP11Connection(ConnectionInterface):
             if self._received - start > _HEAD_CHECKED_ABOVE:
                 # h11 bounds only a head still incomplete: one that arrived whole in a
                 # few reads could be larger. Measured only when that is possible.
-                _check_head(event)
+                check_head(event)
             if isinstance(event, h11.Response):
                 return event
             if isinstance(event, h11.InformationalResponse):
                 if h.their_state is h11.SWITCHED_PROTOCOL:
                     return event  # 101 to our Upgrade: the last head on this connection
                 informational += 1
+                self._replay = None  # the head first read was not the response's
                 if informational > MAX_INFORMATIONAL:
                     raise RemoteProtocolError(
                         f"The server sent more than {MAX_INFORMATIONAL} informational (1xx) responses"
@@ -435,7 +551,7 @@ class HTTP11Connection(ConnectionInterface):
         except BaseException as exc:
             self._close()
             if isinstance(exc, h11.ProtocolError):
-                raise _map_h11_error(exc, in_body=True) from exc
+                raise map_h11_error(exc, in_body=True) from exc
             raise
 
     def _unread(self) -> bytes:
@@ -494,157 +610,3 @@ class HTTP11Connection(ConnectionInterface):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.origin}, {self._state.name}, requests={self._requests}]>"
-
-
-@functools.lru_cache(maxsize=128)
-def _request_event(method: bytes, target: bytes, headers: tuple[tuple[bytes, bytes], ...]) -> h11.Request:
-    """The h11 event for a request head, built (and validated by h11) once per distinct
-    head: clients send the same few again and again, and building one costs more than
-    sending it. h11 validates the head even though the models did, because a request's
-    header list can be changed after it was built and nothing unchecked may reach the
-    wire; the cache is keyed by the exact bytes, so a changed head is validated anew.
-    h11 never changes an event it is given, so one can be sent any number of times."""
-    return h11.Request(method=method, target=target, headers=list(headers))
-
-
-def _has_both_framings(headers: list[tuple[bytes, bytes]]) -> bool:
-    content_length = transfer_encoding = False
-    for name, _ in headers:
-        size = len(name)  # a cheap filter before lower-casing
-        if size == 14 and name.lower() == b"content-length":
-            content_length = True
-        elif size == 17 and name.lower() == b"transfer-encoding":
-            transfer_encoding = True
-    return content_length and transfer_encoding
-
-
-def _check_head(event: typing.Any) -> None:
-    """Refuse a head past MAX_RESPONSE_HEAD_SIZE, MAX_RESPONSE_HEADERS or MAX_RESPONSE_LINE
-    (sizes as h11 parsed them: less the whitespace it stripped)."""
-    headers = getattr(event, "headers", None)
-    if headers is None:
-        return
-    if len(headers) > MAX_RESPONSE_HEADERS:
-        raise RemoteProtocolError(f"The response head has more than {MAX_RESPONSE_HEADERS} header fields")
-    line = len(event.reason) + 13  # "HTTP/1.1 200 " and no CRLF
-    size = line + 4  # the CRLFs after the status line and after the headers
-    longest = line
-    for name, value in headers.raw_items():
-        line = len(name) + len(value) + 2  # ": "
-        size += line + 2
-        if line > longest:
-            longest = line
-    if size > MAX_RESPONSE_HEAD_SIZE:
-        raise RemoteProtocolError(f"The response head is larger than {MAX_RESPONSE_HEAD_SIZE} bytes")
-    if longest > MAX_RESPONSE_LINE:
-        raise RemoteProtocolError(f"A line of the response head is longer than {MAX_RESPONSE_LINE} bytes")
-
-
-def _map_h11_error(exc: h11.ProtocolError, in_body: bool = False) -> HTTPCoreError:
-    if isinstance(exc, h11.RemoteProtocolError):
-        if str(exc) == "Receive buffer too long":  # h11's max_incomplete_event_size
-            if in_body:
-                return RemoteProtocolError(
-                    f"A chunk-size line or the trailers of the response are larger than"
-                    f" {MAX_RESPONSE_HEAD_SIZE} bytes"
-                )
-            return RemoteProtocolError(f"The response head is larger than {MAX_RESPONSE_HEAD_SIZE} bytes")
-        return RemoteProtocolError(str(exc) or "The server sent a malformed response")
-    return LocalProtocolError(str(exc) or "The request is not valid HTTP/1.1")
-
-
-class HTTP11ResponseStream(ResponseStream):
-    """A response body pulled chunk by chunk from its connection; closing it (or reading
-    to the end) hands the connection back."""
-
-    __slots__ = ("_body_started", "_connection", "_first", "_request", "_timeout", "_trace")
-
-    def __init__(
-        self,
-        connection: HTTP11Connection,
-        timeout: float | None,
-        trace: typing.Any,
-        first: bytes,
-        request: Request,
-    ) -> None:
-        self._connection = connection
-        self._timeout = timeout
-        self._trace = trace
-        self._first = first  # body bytes that arrived with the head
-        self._request = request
-        self._body_started = False
-        self._closed = False
-
-    def _receive(self) -> bytes | None:
-        first = self._first
-        if first:
-            self._first = b""
-            return first
-        if self._trace is not None:
-            return self._receive_traced(self._trace)
-        return self._connection._receive_body_chunk(self._timeout)
-
-    def _receive_traced(self, trace: typing.Any) -> bytes | None:
-        step = _trace.HTTP11_RECEIVE_RESPONSE_BODY
-        try:
-            if not self._body_started:
-                self._body_started = True
-                trace(step + _trace.STARTED, {"request": self._request})
-            chunk = self._connection._receive_body_chunk(self._timeout)
-            if chunk is None:
-                trace(step + _trace.COMPLETE, {"return_value": None})
-        except BaseException as exc:
-            # Mid-response whatever raised (the connection, or a callback): never reused.
-            self._connection._close()
-            trace(step + _trace.FAILED, {"exception": exc})
-            raise
-        return chunk
-
-    def _failed(self) -> None:
-        self._closed = True  # the connection closed itself on the error
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            trace = self._trace
-            if trace is None:
-                self._connection._response_closed()
-                return
-            try:
-                trace(_trace.HTTP11_RESPONSE_CLOSED + _trace.STARTED, {})
-            finally:
-                self._connection._response_closed()
-            trace(_trace.HTTP11_RESPONSE_CLOSED + _trace.COMPLETE, {"return_value": None})
-
-
-class UpgradedStream(NetworkStream):
-    """The network stream of a switched protocol (a 101 response, or a CONNECT tunnel),
-    handed to the caller: the bytes already read past the response head come first."""
-
-    def __init__(self, stream: NetworkStream, unread: bytes) -> None:
-        self._stream = stream
-        self._unread = unread
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        unread = self._unread
-        if unread:
-            self._unread = unread[max_bytes:]
-            return unread[:max_bytes]
-        return self._stream.read(max_bytes, timeout)
-
-    def write(self, data: bytes, timeout: float | None = None) -> None:
-        self._stream.write(data, timeout)
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> NetworkStream:
-        return self._stream.start_tls(ssl_context, server_hostname, timeout)
-
-    def get_extra_info(self, info: str) -> typing.Any:
-        return self._stream.get_extra_info(info)
-
-    def is_readable(self) -> bool:
-        return bool(self._unread) or self._stream.is_readable()

@@ -876,7 +876,7 @@ def test_request_heads_are_built_once_and_still_checked(raw_server: RawServerFac
     """h11's event for a request head is cached by its exact bytes: the same head again
     is a cache hit, a head edited into something invalid is refused, and a header pair
     made unhashable after construction is still sent."""
-    from httpcore._sync.http11 import _request_event
+    from httpcore._h11_replay import request_head as _request_event
 
     srv = raw_server(good_or())
     with httpcore.ConnectionPool(timeout=TIMEOUT) as pool:
