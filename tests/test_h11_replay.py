@@ -246,3 +246,23 @@ def test_an_idle_h11_connection_is_the_same_after_a_cycle() -> None:
         states.append(state(h))
     assert states[0] == states[1] == states[2]
     assert states[0][:3] == (h11.IDLE, h11.IDLE, b"1.1")
+
+
+def test_a_backend_reading_bytearrays_is_replayed_with_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network backend of the caller's may read any bytes-like object: the replay
+    still matches it, and the caller gets bytes."""
+    replays = count_replays(monkeypatch)
+
+    def forever() -> Iterator[tuple[list[bytes], bool]]:
+        while True:
+            yield [bytearray(BASES[0])], False  # type: ignore[list-item]
+
+    script = forever()
+    backend = MemoryBackend(lambda: ScriptedPeer(script, []))
+    with httpcore.ConnectionPool(network_backend=backend) as pool:
+        bodies = [pool.request("GET", URL + "/").content for _ in range(3)]
+    assert bodies == [b"Hello world!"] * 3
+    assert all(type(body) is bytes for body in bodies)
+    # h11 writes the first request, then reads the second's response (the cycle is
+    # kept); the third is replayed.
+    assert replays[0] == 1

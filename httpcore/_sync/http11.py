@@ -200,6 +200,8 @@ class HTTP11Connection(ConnectionInterface):
         data = self._read(timeout)
         h = self._h11
         if data:
+            if type(data) is not bytes:  # a backend of the caller's may hand back any bytes-like
+                data = bytes(data)
             end = data.find(b"\r\n\r\n", 0, REPLAYED_HEAD_MAX) + 4
             if end > 4:
                 head = data[:end]
