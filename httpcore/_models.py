@@ -416,6 +416,9 @@ class Response:
             finally:
                 stream.close()
             self._stream = None
+        elif self._stream is not None:  # read with the head; the stream only holds the connection
+            stream, self._stream = self._stream, None
+            stream.close()
         return self._body
 
     async def aread(self) -> bytes:
@@ -429,6 +432,9 @@ class Response:
             finally:
                 await stream.aclose()
             self._stream = None
+        elif self._stream is not None:  # read with the head; the stream only holds the connection
+            stream, self._stream = self._stream, None
+            await stream.aclose()
         return self._body
 
     def iter_stream(self) -> Iterator[bytes]:

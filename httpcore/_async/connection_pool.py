@@ -50,7 +50,7 @@ from .._exceptions import (
     UnsupportedProtocol,
 )
 from .._library import current_async_library
-from .._models import URL, HeaderTypes, Origin, Request, RequestContent, Response
+from .._models import URL, ByteStream, HeaderTypes, Origin, Request, RequestContent, Response
 from .._synchronization import AsyncStateLock, AsyncWaiter, AsyncWaiterTimeouts
 from . import routes
 from .connection import alpn_protocols, require_h2
@@ -200,7 +200,13 @@ class AsyncConnectionPool:
     async def handle_async_request(self, request: Request) -> Response:
         """Send a prepared request; the response body streams until closed or read."""
         response, connection = await self._send(request)
-        response.stream = AsyncPoolResponseStream(response.stream, self, connection)
+        stream = response._stream
+        if stream is None:
+            # The whole body came with the head: kept as it is (reading returns it and
+            # only closes the stream), the connection held until the response is closed.
+            response._stream = AsyncPoolResponseStream(ByteStream(response._body or b""), self, connection)
+        else:
+            response.stream = AsyncPoolResponseStream(stream, self, connection)
         return response
 
     async def aclose(self) -> None:

@@ -51,7 +51,7 @@ from .._exceptions import (
     UnsupportedProtocol,
 )
 from .._library import current_sync_library
-from .._models import URL, HeaderTypes, Origin, Request, RequestContent, Response
+from .._models import URL, ByteStream, HeaderTypes, Origin, Request, RequestContent, Response
 from .._synchronization import SyncStateLock, SyncWaiter, SyncWaiterTimeouts
 from . import routes
 from .connection import alpn_protocols, require_h2
@@ -201,7 +201,13 @@ class ConnectionPool:
     def handle_request(self, request: Request) -> Response:
         """Send a prepared request; the response body streams until closed or read."""
         response, connection = self._send(request)
-        response.stream = PoolResponseStream(response.stream, self, connection)
+        stream = response._stream
+        if stream is None:
+            # The whole body came with the head: kept as it is (reading returns it and
+            # only closes the stream), the connection held until the response is closed.
+            response._stream = PoolResponseStream(ByteStream(response._body or b""), self, connection)
+        else:
+            response.stream = PoolResponseStream(stream, self, connection)
         return response
 
     def close(self) -> None:
