@@ -202,3 +202,28 @@ def test_counted_upload_through_the_pool(raw_server: RawServerFactory) -> None:
         with pytest.raises(httpcore.LocalProtocolError, match="Too much data"):
             http.request("PUT", srv.url + "/", headers=[(b"Content-Length", b"3")], body=iter([b"ab", b"cd"]))
     assert srv.requests[0].endswith(b"\r\n\r\n" + b"".join(body))
+
+
+@pytest.mark.parametrize(
+    ("response", "framing"),
+    [
+        (HEAD, _h11_heads.LENGTH),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", _h11_heads.LENGTH),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", _h11_heads.CHUNKED),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", None),
+    ],
+)
+def test_body_framing_is_h11s(response: bytes, framing: str | None) -> None:
+    """Fails loudly if h11's reader classes move: each framing is recognised."""
+    assert _h11_heads.body_framing(response_head_read(response)) == framing
+
+
+def test_counted_body_received_past_h11() -> None:
+    """Bytes of a body framed by Content-Length are counted off h11's reader, as if it
+    had read them; it then ends the body, and is never asked for more than is due."""
+    h = response_head_read(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+    assert h.next_event() is h11.NEED_DATA
+    assert _h11_heads.count_body_received(h, b"abc") == 3
+    assert _h11_heads.count_body_received(h, b"deHTTP") == 2
+    assert h.next_event() == h11.EndOfMessage()
+    assert _h11_heads.count_body_received(h, b"x") is None  # no body being read

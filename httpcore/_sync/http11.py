@@ -30,12 +30,6 @@ from collections.abc import Iterable
 
 import h11
 
-try:  # h11's readers of a body framed by Content-Length or chunks: see _receive_counted
-    from h11._readers import ChunkedReader as _ChunkedReader
-    from h11._readers import ContentLengthReader as _ContentLengthReader
-except ImportError:  # pragma: no cover - another h11 layout: every body goes through h11
-    _ChunkedReader = _ContentLengthReader = None  # type: ignore[assignment,misc]
-
 from .. import _trace
 from .._backends.base import NetworkStream
 from .._config import MAX_INFORMATIONAL, MAX_RESPONSE_HEAD_SIZE, MAX_RESPONSE_HEADERS, MAX_RESPONSE_LINE
@@ -49,7 +43,16 @@ from .._exceptions import (
 )
 from .._h11_checks import check_head, has_both_framings, map_h11_error
 from .._h11_replay import Cycle, RequestHead, request_head
-from .._h11_shortcuts import count_body_chunk, install_head_cache, take_counted_body
+from .._h11_shortcuts import (
+    CHUNKED,
+    LENGTH,
+    UNKNOWN,
+    body_framing,
+    count_body_chunk,
+    count_body_received,
+    install_head_cache,
+    take_counted_body,
+)
 from .._models import Origin, Request, Response
 from .http11_streams import HTTP11ResponseStream, UpgradedStream
 from .interfaces import ConnectionInterface
@@ -259,8 +262,8 @@ class HTTP11Connection(ConnectionInterface):
         # (RFC 9112 6.3), but a peer or proxy that framed it by the length would not
         # agree on where the next response starts, so the connection is not reused.
         # Only a chunked body can have both, so only then are the headers looked at.
-        reader_type = type(getattr(self._h11, "_reader", None))
-        self._must_close = _ChunkedReader in (None, reader_type) and has_both_framings(raw_headers)
+        framing = body_framing(self._h11)
+        self._must_close = framing in (CHUNKED, UNKNOWN) and has_both_framings(raw_headers)
         if trace is None:
             body, complete = self._buffered_body()
             if complete:
@@ -272,7 +275,7 @@ class HTTP11Connection(ConnectionInterface):
                     replay is not None
                     and self._state is _State.IDLE
                     and replay[3] == self._received  # all in the first read
-                    and reader_type is _ContentLengthReader
+                    and framing == LENGTH
                     and type(event) is h11.Response
                 ):
                     replay[0].remember(replay[1], event, replay[2], http_version)
@@ -452,17 +455,10 @@ class HTTP11Connection(ConnectionInterface):
         rest = pending[READ_SIZE:]
         self._pending = rest if rest else None
 
-    def _receive_counted(self, reader: typing.Any, timeout: float | None) -> bytes:
-        """Body bytes framed by Content-Length, straight from the network to the caller.
-
-        h11 would copy every body byte three times (into its buffer, then two slices
-        out). Its reader of such a body only counts down what is left, and asks for more
-        only with its buffer empty, so the count is taken here and the chunk handed on
-        uncopied; h11 still frames the body, ends it (EndOfMessage when the count is 0)
-        and sees any byte past it. Relies on h11 0.16's ContentLengthReader._remaining,
-        hence the pin below 0.17; ``test_content_length_body_bypasses_h11_buffer`` fails
-        if that changes.
-        """
+    def _receive_counted(self, timeout: float | None) -> bytes:
+        """Body bytes framed by Content-Length, straight from the network to the caller:
+        counted off h11's reader, not copied through its buffer (``_h11_shortcuts``); h11
+        still ends the body and sees any byte past it."""
         pending = self._pending
         if pending is not None:
             self._pending = None
@@ -472,13 +468,12 @@ class HTTP11Connection(ConnectionInterface):
             if not data:
                 self._h11.receive_data(b"")  # h11 reports the body cut short
                 return b""
-        remaining: int = reader._remaining
-        if len(data) <= remaining:
-            reader._remaining = remaining - len(data)
+        taken = count_body_received(self._h11, data)
+        assert taken is not None
+        if taken == len(data):
             return data
-        reader._remaining = 0
-        self._h11.receive_data(data[remaining:])  # past the body: h11 decides what it is
-        return data[:remaining]
+        self._h11.receive_data(data[taken:])  # past the body: h11 decides what it is
+        return data[:taken]
 
     def _receive_response_head_traced(
         self, request: Request, timeout: float | None, trace: typing.Any
@@ -539,9 +534,8 @@ class HTTP11Connection(ConnectionInterface):
                     if data:
                         return data if type(data) is bytes else bytes(data)
                 elif event is h11.NEED_DATA:
-                    reader = getattr(h, "_reader", None)
-                    if type(reader) is _ContentLengthReader:
-                        data = self._receive_counted(reader, timeout)
+                    if body_framing(h) == LENGTH:
+                        data = self._receive_counted(timeout)
                         if data:
                             return data
                     else:
