@@ -14,7 +14,10 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import platform
+import resource
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -436,6 +439,37 @@ def test_configuration_from_the_environment() -> None:
     assert defaults.timeout == gateway_module.DEFAULT_TIMEOUT
     assert not defaults.http2 and not defaults.preserve_host
     assert defaults.limits.max_keepalive_connections == defaults.limits.max_connections == 256
+
+
+_HEAP_CHURN = """
+import resource, sys
+def churn():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(50):
+        blocks = [b"x" * (256 * 1024) for _ in range(8)]  # eight bodies' chunks in flight
+        del blocks
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+import examples.gateway
+churn()
+print(churn())
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="tunes glibc's allocator only")
+@pytest.mark.parametrize("keep", ["1", "0"])
+def test_keep_freed_heap(keep: str) -> None:
+    """Chunk-sized blocks freed and allocated again land on pages already mapped when the
+    gateway's module has tuned the allocator (GATEWAY_KEEP_HEAP, on by default); with it
+    off, glibc trims its heap and nearly every block faults its pages in again."""
+    root = Path(__file__).resolve().parent.parent
+    env = {"GATEWAY_KEEP_HEAP": keep, "PYTHONPATH": str(root), "PATH": ""}
+    run = subprocess.run([sys.executable, "-c", _HEAP_CHURN], env=env, capture_output=True, timeout=25)
+    faults = int(run.stdout)
+    every_block = 50 * 8 * (256 * 1024 // resource.getpagesize())
+    if keep == "1":
+        assert faults < every_block // 20, faults
+    else:
+        assert faults > every_block // 4, faults  # the cost the tuning removes
 
 
 # -- production behaviour, end to end ------------------------------------------------
