@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
@@ -180,7 +181,7 @@ class GatewayServer:
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
         up = self.upstream
-        return httpcore.URL(scheme=up.scheme, host=up.host, port=up.port, target=target)
+        return url_for(up.scheme, up.host, up.port, target)
 
     def upstream_headers(self, scope: Scope) -> Headers:
         """The request headers to forward: hop-by-hop ones dropped, the client's address
@@ -235,9 +236,9 @@ class GatewayServer:
                 scope["method"], url, headers=self.upstream_headers(scope), body=body, stream=True
             )
             status = response.status_code
-            headers = without(response.headers, BODYLESS.get(status, SERVER_OWNED))[0]
+            headers, small = response_head(status, tuple(response.headers))
             # A small body is read whole, then sent in one message (and needs no watch).
-            small = status in BODYLESS or scope["method"] == "HEAD" or is_small(headers)
+            small = small or scope["method"] == "HEAD"
             last = (
                 {"type": "http.response.body", "body": await response.aread(), "more_body": False}
                 if small
@@ -283,12 +284,13 @@ class ClientWatch:
     read, and cancels the task forwarding the request when it comes. The listening task
     is started only when asked to, at once or ``later``, so quick exchanges never pay for it."""
 
-    __slots__ = ("_late", "_listener", "_receive", "_task", "gone")
+    __slots__ = ("_late", "_listener", "_receive", "_task", "gone", "loop")
 
     def __init__(self, receive: Receive, late: LateWatches) -> None:
         self._receive = receive
         self._late = late
-        self._task = asyncio.current_task()
+        self.loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task(self.loop)
         self._listener: asyncio.Task[None] | None = None
         self.gone = False
 
@@ -299,7 +301,7 @@ class ClientWatch:
     def now(self) -> None:
         if self._listener is None:
             self._late.discard(self)
-            self._listener = asyncio.get_running_loop().create_task(self._listen())
+            self._listener = self.loop.create_task(self._listen())
 
     def stop(self) -> None:
         self._late.discard(self)
@@ -331,7 +333,7 @@ class LateWatches:
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, watch: ClientWatch) -> None:
-        loop = asyncio.get_running_loop()
+        loop = watch.loop
         if loop is not self._loop:  # first use, or a new event loop: start afresh
             self._loop, self._due, self._timer = loop, {}, None
         self._due[watch] = loop.time() + self.delay
@@ -362,12 +364,23 @@ async def send_error(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def is_small(headers: Headers) -> bool:
-    """Whether the response's Content-Length says at most SMALL_BODY bytes."""
-    for name, value in headers:
+@functools.lru_cache(maxsize=256)
+def url_for(scheme: bytes, host: bytes, port: int | None, target: bytes) -> httpcore.URL:
+    """The URL, built (and checked) once per target: clients ask for the same ones again."""
+    return httpcore.URL(scheme=scheme, host=host, port=port, target=target)
+
+
+@functools.lru_cache(maxsize=256)
+def response_head(status: int, headers: tuple[tuple[bytes, bytes], ...]) -> tuple[Headers, bool]:
+    """The upstream's response headers to pass on, and whether the body is small (none
+    allowed, or a Content-Length of at most SMALL_BODY); worked out once per distinct
+    head, as an upstream sends the same few again and again. Shared: never changed."""
+    kept = without(headers, BODYLESS.get(status, SERVER_OWNED))[0]
+    small = status in BODYLESS
+    for name, value in kept:
         if name == b"content-length":
-            return int(value) <= SMALL_BODY
-    return False
+            small = small or int(value) <= SMALL_BODY
+    return kept, small
 
 
 def flag(environ: Mapping[str, str], name: str, default: str = "0") -> bool:
