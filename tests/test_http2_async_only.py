@@ -435,3 +435,32 @@ async def test_complete_answer_seen_by_another_reader_before_the_body_ends(
         await asyncio.sleep(0.05)
         assert (await pool.request("POST", srv.url + "/", body=body())).body == b"enough"
         assert (await slow).body == b"slow"
+
+
+async def test_requests_on_a_silent_connection_go_to_a_new_one(raw_server: RawServerFactory) -> None:
+    """Four GETs share a connection whose server goes silent in the middle of a frame
+    (its header promised more bytes than came). The one with a short read timeout gets
+    its ReadTimeout; its PING, sent before that, goes unanswered, so the connection
+    fails, and the three others, never answered, are sent again on a new connection
+    long before their own read timeouts (5 s) would have ended them."""
+
+    def stall(peer: H2Peer) -> None:
+        peer.wait_requests(4)
+        peer.send_raw(b"\x00\x00\x64\x00\x00\x00\x00\x00\x01" + b"ten bytes!")
+        peer.conn.sleep(10)
+
+    def serve(peer: H2Peer) -> None:
+        peer.serve_forever()
+
+    srv = raw_server(per_connection(h2_handler(stall), h2_handler(serve)))
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True, timeout=5.0) as pool:
+        started = time.monotonic()
+        results = await asyncio.gather(
+            pool.request("GET", srv.url + "/short", timeout=0.6),
+            *[pool.request("GET", srv.url + f"/{index}") for index in range(3)],
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], httpcore.ReadTimeout)
+        assert [typing.cast(httpcore.Response, r).body for r in results[1:]] == [b"ok:/0", b"ok:/1", b"ok:/2"]
+        assert time.monotonic() - started < 2.0  # the read timeout (0.6 s) and a retry, not 5 s
+    assert srv.connections_accepted >= 2

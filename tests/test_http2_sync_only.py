@@ -10,6 +10,7 @@ import hashlib
 import json
 import ssl
 import threading
+import time
 import typing
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ import httpcore
 from tests.servers.app import pattern
 from tests.servers.asgi_server import HypercornServer
 from tests.servers.h2raw import H2Peer, h2_handler
-from tests.servers.raw import RawServerFactory
+from tests.servers.raw import RawServerFactory, per_connection
 
 MiB = 1024 * 1024
 
@@ -119,3 +120,34 @@ def test_threads_see_a_connection_failure(raw_server: RawServerFactory) -> None:
 
         results = sorted(run_threads(4, work))
         assert results in (["failed"] * 4, ["failed", "failed", "failed", "one"])
+
+
+def test_threads_on_a_silent_connection_go_to_a_new_one(raw_server: RawServerFactory) -> None:
+    """As its asyncio twin: four threads share a connection whose server goes silent
+    mid-frame; the unanswered PING of the short read wait fails the connection, and the
+    three other requests are sent again on a new one well within their read timeouts."""
+
+    def stall(peer: H2Peer) -> None:
+        peer.wait_requests(4)
+        peer.send_raw(b"\x00\x00\x64\x00\x00\x00\x00\x00\x01" + b"ten bytes!")
+        peer.conn.sleep(10)
+
+    def serve(peer: H2Peer) -> None:
+        peer.serve_forever()
+
+    def work(index: int) -> typing.Any:
+        try:
+            if index == 0:
+                return pool.request("GET", srv.url + "/short", timeout=0.6).body
+            return pool.request("GET", srv.url + f"/{index}").body
+        except httpcore.ReadTimeout as exc:
+            return exc
+
+    srv = raw_server(per_connection(h2_handler(stall), h2_handler(serve)))
+    with httpcore.ConnectionPool(http1=False, http2=True, timeout=5.0) as pool:
+        started = time.monotonic()
+        results = run_threads(4, work)
+        assert isinstance(results[0], httpcore.ReadTimeout)
+        assert results[1:] == [b"ok:/1", b"ok:/2", b"ok:/3"]
+        assert time.monotonic() - started < 2.0  # the read timeout (0.6 s) and a retry, not 5 s
+    assert srv.connections_accepted >= 2

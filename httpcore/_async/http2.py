@@ -12,7 +12,10 @@ they concern). This module is the request side and what the pool asks:
 - Failures: a stream reset by the server fails that stream alone. A GOAWAY stops new
   streams; streams the server never processed fail with ``ConnectionNotAvailable`` (the
   pool retries them elsewhere, unless their streamed body was already consumed) and the
-  others may finish. A broken connection fails every stream in flight. A stream the
+  others may finish. A broken connection fails every stream in flight. A read wait
+  on a quiet connection PINGs it before its deadline; until the ACK the connection
+  takes no new streams, and if nothing answers by the deadline it fails
+  (``http2_wire.py``). A stream the
   caller abandons is reset with CANCEL and its unread data credited back, so its slot
   and its share of the window are freed.
 """
@@ -240,7 +243,7 @@ class AsyncHTTP2Connection(AsyncHTTP2Wire, AsyncConnectionInterface):
         """Queue the HEADERS of a new stream (and a small body with it); under the lock."""
         if self._closed or self._error is not None or self._goaway is not None:
             raise ConnectionNotAvailable()
-        if len(self._streams) >= self._max_streams:
+        if len(self._streams) >= self._max_streams or self._pings_acked < self._pings_sent:
             raise ConnectionNotAvailable()
         h = self._h2
         if not self._started:
@@ -444,7 +447,8 @@ class AsyncHTTP2Connection(AsyncHTTP2Wire, AsyncConnectionInterface):
             idle = not self._streams
             if idle and self._keepalive_expiry is not None:
                 self._expire_at = time.monotonic() + self._keepalive_expiry
-            close = idle and (self._goaway is not None or not healthy)
+            # Idle with its PING unanswered: nobody would read the ACK, so it goes.
+            close = idle and (self._goaway is not None or not healthy or self._pings_acked < self._pings_sent)
         try:
             if healthy:
                 await self._flush_nowait(stream.write_timeout)
@@ -459,6 +463,8 @@ class AsyncHTTP2Connection(AsyncHTTP2Wire, AsyncConnectionInterface):
     def capacity(self) -> int:
         if self._closed or self._error is not None or self._goaway is not None:
             return 0
+        if self._pings_acked < self._pings_sent:
+            return 0  # suspect until the server answers our PING (http2_wire.py)
         return self._max_streams
 
     def has_expired(self) -> bool:

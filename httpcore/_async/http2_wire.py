@@ -26,6 +26,16 @@ the background: the tasks (or threads) of the requests move the bytes themselves
   the connection is closed).
   Past that bound hpack stops mid-block, the table is lost, and so is the connection;
   likewise a block whose encoded fragments outgrow twice the limit is never decoded.
+- A silent connection: a read wait (its timeout at least ``2 * MIN_PING_SPAN``) stops
+  ``min(PING_TIMEOUT, timeout / 2)`` short of its deadline and, if the connection has
+  received nothing in the last half of the wait (between frames, or in the middle of
+  one: a frame that promised more bytes than came), sends a PING and waits on. Until
+  the ACK the connection takes no new streams: the pool opens another. If the wait
+  times out with no ACK and not a byte since the PING, the connection is dead and
+  fails, and the requests on it with it (those never answered go to a new connection
+  if idempotent). Bytes but no ACK: alive but slow, it finishes its streams and closes,
+  unless the ACK comes first. The ``ReadTimeout`` still comes at its deadline, and no
+  task runs in the background: the request waiting anyway does the checking.
 
 What a request does with its stream (opening it, the body, flow-control credit, giving
 it up) is ``http2.py``'s; this module only moves frames. h2's private state machine
@@ -75,6 +85,11 @@ CLOSE_TIMEOUT = 1.0
 # An idle connection that turned readable has its data already: this only bounds the
 # rare read that finds a TLS record but no application data in it.
 CATCH_UP_TIMEOUT = 0.05
+# A read wait on a quiet connection PINGs it this long before its deadline, or half its
+# timeout if that is less: a live server answers in a round trip. A read timeout under
+# twice MIN_PING_SPAN cannot tell a dead connection from a long round trip: no PING.
+PING_TIMEOUT = 1.0
+MIN_PING_SPAN = 0.25
 
 
 # h2 takes any GOAWAY as the end of the connection: it refuses every later frame and
@@ -119,6 +134,7 @@ _StreamReset = h2.events.StreamReset
 _WindowUpdated = h2.events.WindowUpdated
 _RemoteSettingsChanged = h2.events.RemoteSettingsChanged
 _ConnectionTerminated = h2.events.ConnectionTerminated
+_PingAckReceived = h2.events.PingAckReceived
 _STREAM_EVENTS = frozenset({_DataReceived, _ResponseReceived, _StreamEnded, _StreamReset})
 
 
@@ -155,6 +171,10 @@ class _Stream:
         self.answered = False  # the server sent something on this stream
         self.early = False  # opened before the server's SETTINGS told us its stream limit
         self.write_timeout = write_timeout
+
+
+class _Probe(Exception):
+    """A read wait reached the moment to check on its connection (not a timeout)."""
 
 
 def _header_list_size(headers: list[tuple[bytes, bytes]]) -> int:
@@ -194,6 +214,9 @@ class AsyncHTTP2Wire:
         self._stream_closed = False
         self._error: Exception | None = None  # why the connection failed
         self._goaway: int | None = None  # last_stream_id of the server's GOAWAY
+        self._received_at = time.monotonic()  # when bytes last came from the server
+        self._pings_sent = 0  # our PINGs are numbered: their ACKs come back in order
+        self._pings_acked = 0
 
     # -- writing -------------------------------------------------------------------
 
@@ -244,36 +267,96 @@ class AsyncHTTP2Wire:
         timeout_error: type[Exception] = ReadTimeout,
     ) -> None:
         """Return once ``ready(stream)`` or the stream failed: read the network ourselves
-        if nobody is reading, else park until the reader wakes us."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._lock:
-                if stream.error is not None or ready(stream):
-                    return
-                lead = not self._reading
-                if lead:
-                    self._reading = True
-                else:
-                    stream.event.clear()
-                    self._parked[stream] = None
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if lead:
-                await self._read_until(stream, ready, deadline, timeout_error)
-                continue
-            woken = False
-            try:
-                woken = await stream.event.wait(None if remaining is None else max(remaining, 0.0))
-            finally:
-                if not woken:
-                    with self._lock:
-                        self._parked.pop(stream, None)
-                        if not self._reading:
-                            self._wake_reader()  # in case we were chosen as the next reader
-            if not woken:
+        if nobody is reading, else park until the reader wakes us. A read wait long
+        enough stops a probe's span short of its deadline to PING a quiet connection,
+        and at its deadline fails the connection if nothing came back."""
+        deadline = probe_at = None
+        started = time.monotonic()
+        if timeout is not None:
+            deadline = started + timeout
+            if timeout_error is ReadTimeout and timeout >= 2 * MIN_PING_SPAN:
+                probe_at = deadline - min(PING_TIMEOUT, timeout / 2)
+        ping: tuple[int, float] | None = None  # our PING's number, and when it went
+        try:
+            while True:
                 with self._lock:
-                    if stream.error is not None or ready(stream):  # pragma: no cover - a near miss
+                    if stream.error is not None or ready(stream):
                         return
-                raise timeout_error(f"Timed out waiting for the server (stream {stream.stream_id})")
+                    lead = not self._reading
+                    if lead:
+                        self._reading = True
+                    else:
+                        stream.event.clear()
+                        self._parked[stream] = None
+                until = deadline if probe_at is None else probe_at
+                if lead:
+                    try:
+                        await self._read_until(
+                            stream, ready, until, timeout_error if probe_at is None else _Probe
+                        )
+                    except _Probe:
+                        probe_at = None
+                        ping = await self._ping_if_quiet(started, deadline)
+                    continue
+                remaining = None if until is None else until - time.monotonic()
+                woken = False
+                try:
+                    woken = await stream.event.wait(None if remaining is None else max(remaining, 0.0))
+                finally:
+                    if not woken:
+                        with self._lock:
+                            self._parked.pop(stream, None)
+                            if not self._reading:
+                                self._wake_reader()  # in case we were chosen as the next reader
+                if not woken:
+                    if probe_at is not None:
+                        probe_at = None
+                        ping = await self._ping_if_quiet(started, deadline)
+                        continue
+                    with self._lock:
+                        if stream.error is not None or ready(stream):  # pragma: no cover - a near miss
+                            return
+                    raise timeout_error(f"Timed out waiting for the server (stream {stream.stream_id})")
+        except ReadTimeout:
+            if ping is not None:
+                await self._judge(*ping)
+            raise
+
+    async def _ping_if_quiet(self, started: float, deadline: float | None) -> tuple[int, float] | None:
+        """Halfway or later through a read wait: if the connection received nothing in
+        the last half of it, PING it (or join the PING in flight)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._error is not None or self._stream_closed:  # pragma: no cover - a near miss
+                return None
+            if now - self._received_at < (now - started) / 2:
+                return None  # the server is sending: no reason to doubt the connection
+            if self._pings_acked == self._pings_sent:
+                try:
+                    self._h2.ping((self._pings_sent + 1).to_bytes(8, "big"))
+                except h2.exceptions.ProtocolError:  # pragma: no cover - aclose() sent our GOAWAY
+                    return None
+                self._pings_sent += 1
+                self._dirty = True
+            number = self._pings_sent
+        try:
+            await self._flush_nowait(None if deadline is None else max(deadline - now, 0.0))
+        except HTTPCoreError:  # pragma: no cover - writing failed: the connection failed with it
+            return None
+        return number, now
+
+    async def _judge(self, number: int, sent_at: float) -> None:
+        """A read wait that sent PING ``number`` timed out: unless its ACK or any other
+        byte came back since, the connection is dead."""
+        with self._lock:
+            if self._pings_acked >= number or self._received_at >= sent_at:
+                return  # alive (if slow, it takes no new stream until the ACK)
+            if self._error is not None or self._stream_closed:  # pragma: no cover - a near miss
+                return
+        waited = time.monotonic() - sent_at
+        await self._fail(
+            RemoteProtocolError(f"The connection went silent: no answer to a PING in {waited:.2f} seconds")
+        )
 
     async def _read_until(
         self,
@@ -347,6 +430,7 @@ class AsyncHTTP2Wire:
         with self._lock:
             if self._error is not None:  # pragma: no cover - it failed while we were reading
                 return
+            self._received_at = time.monotonic()
             h = self._h2
             error: Exception | None
             try:
@@ -448,6 +532,10 @@ class AsyncHTTP2Wire:
                 error = self._goaway_received(typing.cast(h2.events.ConnectionTerminated, event))
                 if error is not None:
                     return error
+            elif kind is _PingAckReceived:
+                number = int.from_bytes(typing.cast(h2.events.PingAckReceived, event).ping_data or b"", "big")
+                if self._pings_acked < number <= self._pings_sent:
+                    self._pings_acked = number
             elif kind is _InformationalReceived:
                 stream = streams.get(typing.cast(h2.events.InformationalResponseReceived, event).stream_id)
                 if stream is not None:
@@ -464,8 +552,8 @@ class AsyncHTTP2Wire:
                         stream.answered = True
                         stream.error = refusal
                         self._wake(stream)
-            # Trailers, pings, settings acks, priority and unknown frames: nothing a
-            # waiting request needs.
+            # Trailers, the server's pings, settings acks, priority and unknown frames:
+            # nothing a waiting request needs.
         return None
 
     def _stream_reset(self, stream: _Stream, reset: h2.events.StreamReset) -> None:

@@ -12,9 +12,11 @@ import hashlib
 import json
 import ssl
 import sys
+import time
 import typing
 from collections.abc import Iterator, Iterator
 
+import h2.events
 import pytest
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
@@ -905,3 +907,110 @@ def test_endless_informational_responses_are_refused(raw_server: RawServerFactor
         r = pool.request("GET", srv.url + "/b")
         assert r.body == b"ok:/b"
         assert len(pool.connections) == 1
+
+
+# -- a connection that goes silent ------------------------------------------------
+
+# A DATA frame on stream 1 whose header promises 100 bytes; 10 come.
+FALSE_LENGTH = b"\x00\x00\x64\x00\x00\x00\x00\x00\x01" + b"ten bytes!"
+PING_FRAME_HEAD = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00"  # a PING without ACK
+# The read timeout of the request that times out: its PING goes out 0.3 s before it.
+SHORT = 0.6
+# Generous against a loaded machine, yet far below the read timeout (5 s) of the
+# requests that must not wait it out.
+SILENCE_BOUND = SHORT + 0.5
+
+
+def read_raw_until_ping(peer: H2Peer) -> None:
+    """Read what the client sends, past h2 (so no PING is answered), until a PING."""
+    seen = b""
+    deadline = time.monotonic() + 5.0
+    while PING_FRAME_HEAD not in seen and time.monotonic() < deadline:
+        seen += peer.conn.recv(timeout=max(0.01, deadline - time.monotonic()))
+
+
+def test_a_connection_silent_mid_frame_is_retired(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.send_raw(FALSE_LENGTH)
+        peer.conn.sleep(10)  # connected, silent, reading nothing: no PING is answered
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    with pool_for() as pool:
+        started = time.monotonic()
+        with pytest.raises(httpcore.ReadTimeout):
+            pool.request("GET", srv.url + "/1", timeout=SHORT)
+        assert time.monotonic() - started < SILENCE_BOUND
+        assert pool.connections == []  # it failed: dropped, closed
+        assert (pool.request("GET", srv.url + "/2")).body == b"ok:/2"
+    assert srv.connections_accepted == 2
+
+
+def test_a_silent_connection_fails_the_streams_on_it(raw_server: RawServerFactory) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"part-", end=False)
+        peer.wait_stream(3)
+        peer.send_raw(FALSE_LENGTH)
+        peer.conn.sleep(10)
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    with pool_for() as pool:
+        with pool.stream("GET", srv.url + "/1") as first:  # its read timeout: 5 s
+            started = time.monotonic()
+            with pytest.raises(httpcore.ReadTimeout):
+                pool.request("GET", srv.url + "/2", timeout=SHORT)
+            with pytest.raises(httpcore.RemoteProtocolError, match="went silent: no answer to a PING"):
+                first.read()
+            assert time.monotonic() - started < SILENCE_BOUND
+        assert (pool.request("GET", srv.url + "/3")).body == b"ok:/3"
+    assert srv.connections_accepted == 2
+
+
+def test_a_slow_connection_that_answers_the_ping_is_kept(raw_server: RawServerFactory) -> None:
+    pinged: list[bool] = []
+
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)  # never answered; reading on answers the client's PING
+        peer.wait_stream(3)
+        pinged.append(any(isinstance(event, h2.events.PingReceived) for event in peer.events))
+        peer.respond(3, body=b"three")
+        peer.wait_closed()
+
+    srv = raw_server(h2_handler(script))
+    with pool_for() as pool:
+        with pytest.raises(httpcore.ReadTimeout):
+            pool.request("GET", srv.url + "/1", timeout=SHORT)
+        connection = only_connection(pool)
+        assert connection.capacity() == 100
+        assert (pool.request("GET", srv.url + "/2")).body == b"three"
+        assert only_connection(pool) is connection
+    assert pinged == [True]
+    assert srv.connections_accepted == 1
+
+
+def test_a_connection_sending_but_not_answering_the_ping_is_retired(
+    raw_server: RawServerFactory,
+) -> None:
+    def script(peer: H2Peer) -> None:
+        peer.wait_stream(1)
+        peer.respond(1, body=b"one-", end=False)
+        peer.wait_headers(3)
+        read_raw_until_ping(peer)
+        peer.send_body(1, b"two-", end=False)  # alive: bytes within the PING's span
+        srv.wait_for_connections(2)
+        peer.send_body(1, b"three")
+        peer.conn.sleep(10)
+
+    srv = raw_server(per_connection(h2_handler(script), h2_handler(serve)))
+    with pool_for() as pool:
+        with pool.stream("GET", srv.url + "/1") as first:
+            connection = only_connection(pool)
+            with pytest.raises(httpcore.ReadTimeout):
+                pool.request("GET", srv.url + "/2", timeout=SHORT)
+            assert connection.capacity() == 0  # until its PING is answered
+            assert not connection.is_closed()
+            assert (pool.request("GET", srv.url + "/3")).body == b"ok:/3"  # elsewhere
+            assert first.read() == b"one-two-three"
+        assert connection.is_closed()  # idle, its PING unanswered: nobody would read it
+    assert srv.connections_accepted == 2
