@@ -29,8 +29,9 @@ from httpcore._synchronization import AsyncWaiterTimeouts
 from httpcore._synchronization_trio import TrioEvent, TrioLock, TrioWaiter, trio_checkpoint
 from tests.servers import tls
 from tests.servers.asgi_server import HypercornServer, UvicornServer
+from tests.servers.h2raw import H2Peer, h2_handler
 from tests.servers.http_proxy import PproxyHTTP
-from tests.servers.raw import RawConnection, RawServerFactory
+from tests.servers.raw import RawConnection, RawServerFactory, per_connection
 from tests.servers.tls import CertFiles
 
 under_trio = pytest.mark.trio
@@ -663,3 +664,37 @@ async def sweep(
     assert backend.open_sockets() == 0
     assert at >= (2 if reuse else 5)  # it did pass through several checkpoints
     return at
+
+
+@under_trio
+async def test_http2_requests_on_a_silent_connection_go_to_a_new_one(raw_server: RawServerFactory) -> None:
+    """As in test_http2_async_only.py, in a nursery: the read wait that PINGs a dead
+    connection fails it while another task is blocked reading from it."""
+
+    def stall(peer: H2Peer) -> None:
+        peer.wait_requests(4)
+        peer.send_raw(b"\x00\x00\x64\x00\x00\x00\x00\x00\x01" + b"ten bytes!")
+        peer.conn.sleep(10)
+
+    def serve(peer: H2Peer) -> None:
+        peer.serve_forever()
+
+    srv = raw_server(per_connection(h2_handler(stall), h2_handler(serve)))
+    results: dict[str, object] = {}
+
+    async def one(path: str, timeout: float) -> None:
+        try:
+            results[path] = (await http.request("GET", srv.url + path, timeout=timeout)).body
+        except httpcore.ReadTimeout as exc:
+            results[path] = exc
+
+    async with httpcore.AsyncConnectionPool(http1=False, http2=True, timeout=5.0) as http:
+        started = time.monotonic()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one, "/short", 0.6)
+            for index in range(3):
+                nursery.start_soon(one, f"/{index}", 5.0)
+        assert isinstance(results.pop("/short"), httpcore.ReadTimeout)
+        assert results == {f"/{index}": b"ok:/%d" % index for index in range(3)}
+        assert time.monotonic() - started < 2.0  # the read timeout (0.6 s) and a retry, not 5 s
+    assert srv.connections_accepted >= 2
