@@ -7,6 +7,7 @@ import socket
 import ssl
 import struct
 import sys
+import threading
 import time
 import typing
 
@@ -17,6 +18,8 @@ from httpcore._backends.asyncio_backend import HIGH_WATER, AsyncioBackend, Async
 from httpcore._backends.sync_backend import SyncBackend, _timeval
 from tests.servers.asgi_server import UvicornServer
 from tests.servers.raw import RawConnection, RawServerFactory
+
+MiB = 1024 * 1024
 
 
 def sender(data: bytes, then: str = "close") -> typing.Callable[[RawConnection], None]:
@@ -320,3 +323,78 @@ def test_sync_plain_socket_keeps_kernel_timeouts(raw_server: RawServerFactory) -
     assert kernel_timeout(sock, socket.SO_SNDTIMEO) == pytest.approx(2.5, abs=0.011)
     assert kernel_timeout(sock, socket.SO_RCVTIMEO) <= 0.011
     stream.close()
+
+
+def echo(conn: RawConnection) -> None:
+    while data := conn.recv():
+        conn.send(data)
+
+
+def test_sync_tls_read_in_one_thread_while_another_writes(
+    raw_server: RawServerFactory, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    # What HTTP/2 does from threads: one session read and written at once. Unserialised,
+    # OpenSSL's per-session state was shared by the two calls: spurious EOFs, and records
+    # the peer could not decrypt. Several connections: it went wrong early, sometimes.
+    srv = raw_server(echo, ssl_context=server_ssl_context)
+    sent = bytes(range(256)) * (2 * MiB // 256)
+    for _ in range(8):
+        tcp = SyncBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+        stream = tcp.start_tls(client_ssl_context, "localhost", timeout=5)
+        received = bytearray()
+
+        def read(stream: typing.Any = stream, received: bytearray = received) -> None:
+            # Each call with a timeout of its own, as HTTP/2 passes what is left of a deadline.
+            while len(received) < len(sent) and (data := stream.read(MiB, timeout=10 + len(received) % 7)):
+                received.extend(data)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        for start in range(0, len(sent), 16 * 1024):
+            stream.write(sent[start : start + 16 * 1024], timeout=20 + start % 5)
+        reader.join(20)
+        assert not reader.is_alive()
+        assert received == sent
+        stream.close()
+
+
+def test_sync_tls_timeouts_and_close(
+    raw_server: RawServerFactory, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    def answer_once(conn: RawConnection) -> None:
+        conn.send(conn.recv())
+        conn.sleep(3)  # then reads nothing more: our writes fill the buffers
+
+    srv = raw_server(answer_once, ssl_context=server_ssl_context)
+    tcp = SyncBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+    stream = tcp.start_tls(client_ssl_context, "localhost", timeout=5)
+    assert stream.get_extra_info("socket").gettimeout() == 0.0  # never waits inside OpenSSL
+    with pytest.raises(httpcore.ReadTimeout):
+        stream.read(10, timeout=0.1)
+    with pytest.raises(httpcore.ReadTimeout):
+        stream.read(10, timeout=0)  # zero means at once
+    stream.write(b"ping", timeout=None)
+    assert stream.read(2, timeout=None) == b"pi"
+    assert stream.is_readable()  # the rest is in the session
+    assert stream.read(10, timeout=5) == b"ng"
+    started = time.monotonic()
+    with pytest.raises(httpcore.WriteTimeout):
+        stream.write(b"x" * (64 * MiB), timeout=0.3)  # one deadline for the whole write
+    assert time.monotonic() - started < 2.0
+    outcome: list[typing.Any] = []
+    reader = threading.Thread(target=lambda: outcome.append(_read_or_error(stream)), daemon=True)
+    reader.start()
+    time.sleep(0.1)
+    stream.close()  # wakes the thread waiting to read, which sees no TLS record as data
+    reader.join(5)
+    assert outcome and outcome[0] in (b"", httpcore.ReadError)
+    with pytest.raises(httpcore.WriteError):
+        stream.write(b"x", timeout=1)
+    stream.close()  # twice is harmless
+
+
+def _read_or_error(stream: typing.Any) -> typing.Any:
+    try:
+        return stream.read(10, timeout=None)
+    except httpcore.ReadError:
+        return httpcore.ReadError

@@ -48,6 +48,24 @@ def test_threads_burst_opens_one_connection(
         assert len(pool.connections) == 1
 
 
+def test_threads_upload_and_download_over_tls(
+    h2_server: HypercornServer, client_ssl_context: ssl.SSLContext
+) -> None:
+    # One TLS session read by one thread while others write: it must take turns, or
+    # OpenSSL breaks the connection (it did in about one run in ten here).
+    url = h2_server.url + "/echo_body"
+
+    def work(index: int) -> None:
+        for i in range(10):
+            body = b"%d-%d-" % (index, i) * 5000
+            assert pool.request("POST", url, body=body).body == body
+
+    with httpcore.ConnectionPool(ssl_context=client_ssl_context, http2=True) as pool:
+        assert pool.request("GET", h2_server.url + "/").http_version == b"HTTP/2"
+        run_threads(8, work)
+        assert len(pool.connections) == 1
+
+
 def test_threads_stream_and_upload_concurrently(h2c_server: HypercornServer) -> None:
     def chunks() -> Iterator[bytes]:
         for index in range(8):

@@ -5,9 +5,15 @@ last one set, so steady traffic makes no extra system calls. On Linux a plain so
 stays in blocking mode and the kernel keeps its timeouts (``SO_RCVTIMEO`` for reads,
 ``SO_SNDTIMEO`` for writes): a read is one ``recv``, where Python's own timeout mode
 would ``poll`` before every ``recv`` and ``send``, two more system calls per request.
-TLS is the standard library's ``SSLSocket`` in Python's timeout mode (its read loop
-would retry a kernel timeout forever). An idle connection's liveness is one
-zero-timeout ``poll`` when it is checked out.
+An idle connection's liveness is one zero-timeout ``poll`` when it is checked out.
+
+TLS is the standard library's ``SSLSocket`` (``SyncTLSStream``), kept in non-blocking
+mode. HTTP/2 reads in one thread while another writes, and CPython lets go of the GIL
+inside ``SSL_read``/``SSL_write``, but OpenSSL allows one call at a time into a session:
+two at once corrupt it (the peer sees a bad record MAC, we see EOF). So every call into
+the session is made under a lock, and none of them can wait there: when the session
+wants the socket readable or writable, the caller ``poll``s for it outside the lock
+and tries again. The timeout is a deadline for the call, set at its first wait.
 """
 
 from __future__ import annotations
@@ -34,10 +40,17 @@ from .._exceptions import (
 from .base import NetworkBackend, NetworkStream, SocketOption, apply_socket_options
 from .tls_in_tls import TLSInTLSStream
 
-__all__ = ["SyncBackend", "SyncStream"]
+__all__ = ["SyncBackend", "SyncStream", "SyncTLSStream"]
 
 _UNSET: typing.Any = object()
 _KERNEL_TIMEOUTS = sys.platform.startswith("linux")
+# What a TLS session that cannot go on needs of the socket. A read may need to write
+# (and a write to read) when the peer starts a new handshake or a key update.
+_POLL_FOR: dict[type[ssl.SSLError], int] = {
+    ssl.SSLWantReadError: select.POLLIN,
+    ssl.SSLWantWriteError: select.POLLOUT,
+}
+_WANTS_SOCKET = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 def _timeval(timeout: float | None) -> bytes:
@@ -131,18 +144,18 @@ class SyncStream(NetworkStream):
             return TLSInTLSStream.handshake(self, ssl_context, server_hostname, timeout)
         try:
             if self._kernel_timeouts:
-                # Back to Python's timeout mode, which the TLS socket needs.
+                # Back to Python's timeout mode for the handshake.
                 for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
                     self._sock.setsockopt(socket.SOL_SOCKET, option, _timeval(None))
             self._sock.settimeout(timeout)
-            sock = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
+            tls = ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
         except TimeoutError as exc:
             self.close()
             raise ConnectTimeout("TLS handshake timed out") from exc
         except (OSError, ssl.SSLError, ssl.CertificateError, ValueError) as exc:
             self.close()
             raise ConnectError(str(exc) or repr(exc)) from exc
-        return SyncStream(sock)
+        return SyncTLSStream(tls)
 
     def get_extra_info(self, info: str) -> typing.Any:
         if info == "ssl_object":
@@ -160,8 +173,6 @@ class SyncStream(NetworkStream):
 
     def is_readable(self) -> bool:
         sock = self._sock
-        if isinstance(sock, ssl.SSLSocket) and sock.pending():
-            return True
         try:
             poller = self._poller
             if poller is None:
@@ -171,6 +182,87 @@ class SyncStream(NetworkStream):
             return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
+
+
+class SyncTLSStream(SyncStream):
+    """A stream over a non-blocking ``SSLSocket``: one thread may read while another
+    writes, their calls into the TLS session taking turns (see the module docstring)."""
+
+    def __init__(self, sock: ssl.SSLSocket) -> None:
+        super().__init__(sock)
+        sock.settimeout(0.0)
+        self._session_lock = threading.Lock()
+        # One poll object per direction of the caller: two threads may wait at once, and
+        # a poll object refuses concurrent use.
+        self._read_poller = select.poll()
+        self._write_poller = select.poll()
+
+    def _wait(
+        self, poller: select.poll, events: int, timeout: float | None, deadline: float | None
+    ) -> float | None:
+        """Outside the lock: wait until the socket can do what the session asked for, or
+        raise ``TimeoutError``. Returns the deadline, set on the first wait of a call."""
+        poller.register(self._sock, events)
+        if timeout is None:
+            poller.poll()
+            return None
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + timeout
+        if now >= deadline or not poller.poll(math.ceil((deadline - now) * 1000)):
+            raise TimeoutError
+        return deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        sock, lock, deadline = self._sock, self._session_lock, None
+        try:
+            while True:
+                with lock:
+                    try:
+                        return sock.recv(max_bytes)
+                    except _WANTS_SOCKET as exc:
+                        events = _POLL_FOR[type(exc)]
+                deadline = self._wait(self._read_poller, events, timeout, deadline)
+        except TimeoutError as exc:
+            raise ReadTimeout("Timed out reading from the server") from exc
+        except (OSError, ValueError) as exc:
+            raise ReadError(str(exc) or repr(exc)) from exc
+
+    def write(self, data: bytes, timeout: float | None = None) -> None:
+        sock, lock, deadline = self._sock, self._session_lock, None
+        view = memoryview(data)
+        try:
+            while view:
+                with lock:
+                    try:
+                        view = view[sock.send(view) :]
+                        continue
+                    except _WANTS_SOCKET as exc:
+                        events = _POLL_FOR[type(exc)]
+                deadline = self._wait(self._write_poller, events, timeout, deadline)
+        except TimeoutError as exc:
+            raise WriteTimeout("Timed out writing to the server") from exc
+        except (OSError, ValueError) as exc:
+            raise WriteError(str(exc) or repr(exc)) from exc
+
+    def close(self) -> None:
+        # The plain socket's shutdown: ``SSLSocket.shutdown`` would drop the session
+        # under a thread still reading, which would then take TLS records for data.
+        try:
+            socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+        with self._session_lock:
+            try:
+                self._sock.close()
+            except OSError:  # pragma: no cover
+                pass
+
+    def is_readable(self) -> bool:
+        with self._session_lock:
+            if typing.cast(ssl.SSLSocket, self._sock).pending():
+                return True
+        return super().is_readable()
 
 
 class SyncBackend(NetworkBackend):

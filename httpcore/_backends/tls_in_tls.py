@@ -7,6 +7,13 @@ before 3.11 cannot ``start_tls`` on a TLS transport. So the inner session is an
 outer stream; whatever it queues after a call goes out at once. The handshake runs
 under one deadline; reads and writes take the caller's timeout per network call, like
 the other streams. Errors come out as the httpcore exceptions the backends use.
+
+Threads (the blocking stream, HTTP/2 reading in one thread while another writes): one
+call at a time into the inner session, its BIOs included (a lock, never held across
+I/O), and the records it queued leave in the order they were made (a send lock). The
+outer stream must allow a read and a write at once: the sync backend's TLS stream
+takes turns in its own session (``sync_backend.py``), as that one ``SSLSocket`` read in
+one thread while written in another is what broke these connections.
 """
 
 from __future__ import annotations
@@ -143,7 +150,10 @@ class TLSInTLSStream(NetworkStream):
         return self._stream.get_extra_info(info)
 
     def is_readable(self) -> bool:
-        return bool(self._ssl.pending() or self._incoming.pending) or self._stream.is_readable()
+        with self._session_lock:
+            if self._ssl.pending() or self._incoming.pending:
+                return True
+        return self._stream.is_readable()
 
 
 class AsyncTLSInTLSStream(AsyncNetworkStream):
