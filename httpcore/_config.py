@@ -1,17 +1,24 @@
-"""Configuration values shared by both halves: Timeout, Limits, and the TLS context.
+"""Configuration values shared by both halves: Timeout, Limits, the TLS context, and
+what is left of a deadline.
 
 Theory of operation: a pool resolves its configuration once, at construction. Timeouts
 travel with each request as the ``"timeout"`` extension (a dict, the form httpx sends),
-so a per-request override costs one dict lookup. The default SSL context is built once
-per process from certifi's bundle; loading a CA bundle is the dominant cost of a new
-context, so it is never repeated per connection.
+so a per-request override costs one dict lookup. A connect timeout is one deadline for
+every step of the connect; ``time_left`` hands each step what is left of it, for the
+connections, the proxies and the TLS-in-TLS handshake alike (the backends may import
+it from here). The default SSL context is built once per process from certifi's
+bundle; loading a CA bundle is the dominant cost of a new context, so it is never
+repeated per connection.
 """
 
 from __future__ import annotations
 
 import ssl
 import threading
+import time
 import typing
+
+from ._exceptions import ConnectTimeout
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -27,6 +34,7 @@ __all__ = [
     "Limits",
     "Timeout",
     "default_ssl_context",
+    "time_left",
 ]
 
 _UNSET: typing.Any = object()
@@ -105,6 +113,20 @@ class Limits:
 
 DEFAULT_TIMEOUT = Timeout(5.0)
 DEFAULT_LIMITS = Limits()
+
+
+def time_left(deadline: float | None) -> float | None:
+    """Seconds until ``deadline`` (a ``time.monotonic()`` value; None for no deadline):
+    each step of a connect (TCP, proxy handshake, TLS) gets what is left of the connect
+    timeout, never more. Never zero either, which would make a blocking call a
+    non-blocking one: a deadline that has passed raises ``ConnectTimeout``."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ConnectTimeout("Timed out connecting: the connect timeout ran out")
+    return left
+
 
 # -- What a server can make us hold -------------------------------------------------
 # Each is checked on what the server sends; going past one fails with a

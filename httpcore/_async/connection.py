@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 
 from .. import _trace
 from .._backends.base import AsyncNetworkBackend, AsyncNetworkStream, SocketOption
-from .._config import default_ssl_context
+from .._config import default_ssl_context, time_left
 from .._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout, UnsupportedProtocol
 from .._library import current_async_library
 from .._models import Origin, Request, Response
@@ -30,20 +30,9 @@ from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
 from .tracing import traced
 
-__all__ = ["AsyncHTTPConnection", "time_left"]
+__all__ = ["AsyncHTTPConnection"]
 
 RETRY_BACKOFF = 0.5
-
-
-def time_left(deadline: float | None) -> float | None:
-    """Seconds until ``deadline`` (a ``time.monotonic()`` value; None for no deadline):
-    each step of a connect gets what is left of the connect timeout, never more."""
-    if deadline is None:
-        return None
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise ConnectTimeout("Timed out connecting: the connect timeout ran out")
-    return left
 
 
 def alpn_protocols(http1: bool, http2: bool) -> tuple[str, ...]:

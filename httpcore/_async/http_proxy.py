@@ -26,7 +26,7 @@ import h11
 
 from .. import _trace
 from .._backends.base import AsyncNetworkStream
-from .._config import MAX_INFORMATIONAL, default_ssl_context
+from .._config import MAX_INFORMATIONAL, default_ssl_context, time_left
 from .._exceptions import (
     ConnectError,
     ConnectTimeout,
@@ -38,7 +38,7 @@ from .._exceptions import (
 )
 from .._models import URL, Origin, Request, Response
 from .._proxy import Proxy
-from .connection import AsyncHTTPConnection, time_left
+from .connection import AsyncHTTPConnection
 from .tracing import traced
 
 __all__ = ["AsyncForwardHTTPConnection", "AsyncProxyConnection", "AsyncTunnelHTTPConnection"]

@@ -25,6 +25,7 @@ import time
 import typing
 from collections.abc import Callable
 
+from .._config import time_left
 from .._exceptions import ConnectError, ConnectTimeout, ReadError, ReadTimeout, WriteError, WriteTimeout
 from .base import AsyncNetworkStream, NetworkStream
 
@@ -43,17 +44,6 @@ def _session(
         incoming,
         outgoing,
     )
-
-
-def _left(deadline: float | None) -> float | None:
-    """What is left of the handshake's deadline; never zero, which would put a blocking
-    socket in non-blocking mode (its "would block" is no timeout)."""
-    if deadline is None:
-        return None
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise ReadTimeout("TLS handshake timed out")
-    return left
 
 
 class TLSInTLSStream(NetworkStream):
@@ -87,8 +77,8 @@ class TLSInTLSStream(NetworkStream):
         self = cls(stream, *_session(context, server_hostname))
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            self._drive(self._ssl.do_handshake, lambda: _left(deadline))
-        except (ReadTimeout, WriteTimeout) as exc:
+            self._drive(self._ssl.do_handshake, lambda: time_left(deadline))
+        except (ConnectTimeout, ReadTimeout, WriteTimeout) as exc:
             stream.close()
             raise ConnectTimeout("TLS handshake timed out") from exc
         except (ssl.SSLError, ssl.CertificateError, ReadError, WriteError) as exc:
@@ -182,8 +172,8 @@ class AsyncTLSInTLSStream(AsyncNetworkStream):
         self = cls(stream, *_session(context, server_hostname))
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            await self._drive(self._ssl.do_handshake, lambda: _left(deadline))
-        except (ReadTimeout, WriteTimeout) as exc:
+            await self._drive(self._ssl.do_handshake, lambda: time_left(deadline))
+        except (ConnectTimeout, ReadTimeout, WriteTimeout) as exc:
             await stream.aclose()
             raise ConnectTimeout("TLS handshake timed out") from exc
         except (ssl.SSLError, ssl.CertificateError, ReadError, WriteError) as exc:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 
 from .. import _trace
 from .._backends.base import NetworkBackend, NetworkStream, SocketOption
-from .._config import default_ssl_context
+from .._config import default_ssl_context, time_left
 from .._exceptions import ConnectError, ConnectionNotAvailable, ConnectTimeout, UnsupportedProtocol
 from .._library import current_sync_library
 from .._models import Origin, Request, Response
@@ -31,20 +31,9 @@ from .http11 import HTTP11Connection
 from .interfaces import ConnectionInterface
 from .tracing import traced
 
-__all__ = ["HTTPConnection", "time_left"]
+__all__ = ["HTTPConnection"]
 
 RETRY_BACKOFF = 0.5
-
-
-def time_left(deadline: float | None) -> float | None:
-    """Seconds until ``deadline`` (a ``time.monotonic()`` value; None for no deadline):
-    each step of a connect gets what is left of the connect timeout, never more."""
-    if deadline is None:
-        return None
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise ConnectTimeout("Timed out connecting: the connect timeout ran out")
-    return left
 
 
 def alpn_protocols(http1: bool, http2: bool) -> tuple[str, ...]:

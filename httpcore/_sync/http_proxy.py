@@ -27,7 +27,7 @@ import h11
 
 from .. import _trace
 from .._backends.base import NetworkStream
-from .._config import MAX_INFORMATIONAL, default_ssl_context
+from .._config import MAX_INFORMATIONAL, default_ssl_context, time_left
 from .._exceptions import (
     ConnectError,
     ConnectTimeout,
@@ -39,7 +39,7 @@ from .._exceptions import (
 )
 from .._models import URL, Origin, Request, Response
 from .._proxy import Proxy
-from .connection import HTTPConnection, time_left
+from .connection import HTTPConnection
 from .tracing import traced
 
 __all__ = ["ForwardHTTPConnection", "ProxyConnection", "TunnelHTTPConnection"]

@@ -26,6 +26,7 @@ import typing
 
 from .. import _trace
 from .._backends.base import NetworkStream
+from .._config import time_left
 from .._exceptions import (
     ConnectError,
     ConnectTimeout,
@@ -37,7 +38,6 @@ from .._exceptions import (
 from .._models import Origin, Request
 from .._proxy import Proxy
 from .._socks import SOCKS5Handshake, SOCKSReplyError
-from .connection import time_left
 from .http_proxy import ProxyConnection
 from .tracing import traced
 
