@@ -47,6 +47,7 @@ from .._exceptions import (
     WriteError,
     WriteTimeout,
 )
+from .._h2_shortcuts import has_output
 from .._models import Origin, Request, Response
 from .http2_wire import (
     CLOSE_TIMEOUT,
@@ -407,7 +408,7 @@ class AsyncHTTP2Connection(AsyncHTTP2Wire, AsyncConnectionInterface):
                     credited = False
                     if self._error is None:
                         self._h2.acknowledge_received_data(credit, stream.stream_id)
-                        credited = self._dirty = self._h2_has_output()
+                        credited = self._dirty = has_output(self._h2)
                     break
                 if stream.ended:
                     return None

@@ -38,8 +38,8 @@ the background: the tasks (or threads) of the requests move the bytes themselves
   task runs in the background: the request waiting anyway does the checking.
 
 What a request does with its stream (opening it, the body, flow-control credit, giving
-it up) is ``http2.py``'s; this module only moves frames. h2's private state machine
-table is adjusted here, and only here (``_H2Connection``).
+it up) is ``http2.py``'s; this module only moves frames. What we change in h2, and
+every private detail of it we read, is in ``_h2_shortcuts.py``.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ from .._exceptions import (
     ReadTimeout,
     RemoteProtocolError,
 )
+from .._h2_shortcuts import H2Connection, has_output, header_fragments_size, unparsed
 from .._library import current_async_library
 from .._synchronization import AsyncEvent, AsyncStateLock
 
@@ -90,40 +91,6 @@ CATCH_UP_TIMEOUT = 0.05
 # twice MIN_PING_SPAN cannot tell a dead connection from a long round trip: no PING.
 PING_TIMEOUT = 1.0
 MIN_PING_SPAN = 0.25
-
-
-# h2 takes any GOAWAY as the end of the connection: it refuses every later frame and
-# drops what it has queued to send. RFC 9113 lets the streams the server kept finish,
-# so a received GOAWAY leaves our state machine open (we open no streams after it).
-_TRANSITIONS = dict(h2.connection.H2ConnectionStateMachine._transitions)
-_TRANSITIONS[(h2.connection.ConnectionState.CLIENT_OPEN, h2.connection.ConnectionInputs.RECV_GOAWAY)] = (
-    None,
-    h2.connection.ConnectionState.CLIENT_OPEN,
-)
-
-
-class _H2Connection(h2.connection.H2Connection):
-    """h2's connection, minus the idea that a GOAWAY ends everything at once."""
-
-    def __init__(self, config: h2.config.H2Configuration) -> None:
-        super().__init__(config=config)
-        self.state_machine._transitions = _TRANSITIONS
-        self._sweep_at = 64
-
-    def clear_outbound_data_buffer(self) -> None:
-        """Keep what is queued: frames of the streams the server kept, and the HPACK
-        state the server has seen, must reach it."""
-
-    @property
-    def open_outbound_streams(self) -> int:
-        """h2 asks this before each new stream and walks every stream to answer, which
-        makes a burst quadratic. We count streams ourselves and refuse before h2 would,
-        so the walk (which also lets h2 drop closed streams) is done only now and then."""
-        if len(self.streams) < self._sweep_at:
-            return 0
-        count = self._open_streams(1)
-        self._sweep_at = 2 * len(self.streams) + 64
-        return count
 
 
 _DataReceived = h2.events.DataReceived
@@ -199,7 +166,7 @@ class AsyncHTTP2Wire:
         config = h2.config.H2Configuration(
             client_side=True, header_encoding=None, validate_outbound_headers=False
         )
-        self._h2 = _H2Connection(config)
+        self._h2 = H2Connection(config)
         self._lock = AsyncStateLock()
         library = current_async_library()  # the running library's lock, events, checkpoint
         self._write_lock = library.lock()
@@ -402,11 +369,6 @@ class AsyncHTTP2Wire:
                 self._reading = False
                 self._wake_reader()
 
-    def _h2_has_output(self) -> bool:
-        """Whether h2 queued bytes to send; under the lock. Peeks at h2's buffer: taking
-        it (``data_to_send``) would cost a copy each time a read queued nothing."""
-        return bool(self._h2._data_to_send)
-
     def _wake_reader(self) -> None:
         """Under the lock, with nobody reading: wake one parked stream to read."""
         if self._parked:
@@ -443,7 +405,7 @@ class AsyncHTTP2Wire:
                 error = self._dispatch(events)
                 # h2 checks a frame's size only once all of it has arrived: a server that
                 # is not speaking HTTP/2 would have us buffer up to 16 MiB of garbage.
-                pending = h.incoming_buffer._data
+                pending = unparsed(h)
                 if len(pending) >= 9 and int.from_bytes(pending[:3], "big") > h.max_inbound_frame_size:
                     if pending.startswith(b"HTTP/"):
                         reason = "the server answered in HTTP/1.x, not HTTP/2"
@@ -452,11 +414,10 @@ class AsyncHTTP2Wire:
                     error = RemoteProtocolError(f"The server broke the HTTP/2 protocol: {reason}")
                 # h2 holds a header block's fragments until its last one (up to 64 frames
                 # of MAX_FRAME_SIZE) before hpack measures it: refuse it as it grows.
-                fragments = getattr(h.incoming_buffer, "_headers_buffer", None)
-                if fragments and sum([len(frame.data) for frame in fragments]) > 2 * MAX_HEADER_LIST_SIZE:
+                if header_fragments_size(h) > 2 * MAX_HEADER_LIST_SIZE:
                     error = RemoteProtocolError(_HEADER_LIST_TOO_LARGE + _UNDECODED)
             # Acknowledgements of SETTINGS and PING, resets of streams we forgot...
-            self._dirty = self._dirty or self._h2_has_output()
+            self._dirty = self._dirty or has_output(self._h2)
         if error is not None:
             try:
                 await self._flush_nowait(CLOSE_TIMEOUT)  # h2 queued a GOAWAY telling why
