@@ -94,6 +94,29 @@ def ensure_wrk() -> str:
     return path
 
 
+Times = dict[str, tuple[int, int]]
+
+
+def core_times() -> Times:
+    """(all, idle) clock ticks of each core so far, from /proc/stat."""
+    times: Times = {}
+    for line in _read("/proc/stat").splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            ticks = [int(f) for f in fields]
+            times[name.removeprefix("cpu")] = (sum(ticks), ticks[3] + ticks[4])  # idle + iowait
+    return times
+
+
+def core_busy(before: Times, after: Times, cpu: str) -> float | None:
+    """How busy a core was between two readings, whoever kept it busy (percent)."""
+    if cpu not in before or cpu not in after:
+        return None
+    total = after[cpu][0] - before[cpu][0]
+    idle = after[cpu][1] - before[cpu][1]
+    return 100 * (total - idle) / total if total > 0 else None
+
+
 def _read(path: str) -> str:
     try:
         return Path(path).read_text()
@@ -206,9 +229,9 @@ def run_one(
     gateway: Gateway, binary: str, scenario: Scenario, seconds: float, warmup: float
 ) -> dict[str, Any]:
     wrk(binary, gateway.url, scenario, warmup)
-    cpu0 = gateway.cpu_seconds()
+    cpu0, cores0 = gateway.cpu_seconds(), core_times()
     figures = wrk(binary, gateway.url, scenario, seconds)
-    cpu = gateway.cpu_seconds() - cpu0
+    cpu, cores = gateway.cpu_seconds() - cpu0, core_times()
     requests = figures["requests"]
     errors = sum(figures[key] for key in ("connect", "read", "write", "status", "timeout"))
     wall = figures["duration_us"] / 1e6
@@ -226,6 +249,10 @@ def run_one(
         # How busy the gateway's core was: near 100% when the gateway is the bottleneck;
         # far below when the load side (wrk, the upstream, other work on the machine) was.
         "busy_pct": 100 * cpu / wall,
+        # Both whole cores, whoever used them: the load core near 100% means wrk and the
+        # upstream (or other work on the machine) set the pace, not the gateway.
+        "gateway_core_pct": core_busy(cores0, cores, GATEWAY_CPU),
+        "load_core_pct": core_busy(cores0, cores, LOAD_CPU),
         "rss_mb": gateway.rss_mb(),
     }
 
@@ -239,8 +266,17 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             if not rows:
                 continue
             cell: dict[str, Any] = {"rounds": len(rows), "errors": sum(r["errors"] for r in rows)}
-            for key in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "busy_pct", "rss_mb"):
-                values = [r[key] for r in rows if r[key] is not None]
+            for key in (
+                "rps",
+                "p50_ms",
+                "p99_ms",
+                "cpu_us_per_req",
+                "busy_pct",
+                "gateway_core_pct",
+                "load_core_pct",
+                "rss_mb",
+            ):
+                values = [r[key] for r in rows if r.get(key) is not None]
                 cell[key] = statistics.median(values) if values else None
             cell["rps_spread"] = max(r["rps"] for r in rows) / max(1e-9, min(r["rps"] for r in rows))
             summary[name][scenario.name] = cell
@@ -284,10 +320,13 @@ def markdown(doc: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Spread of req/s over the rounds (max ÷ min), how busy the gateway's core was (100% when"
-        " the gateway is the bottleneck; lower when the load side on the other core was, and then"
-        " req/s says little: read the CPU µs/req), errors (wrk: connect, read, write, non-2xx/3xx,"
-        " timeouts; all rounds) and resident memory of the gateway after its runs:",
+        "Spread of req/s over the rounds (max ÷ min), how busy the gateway's process kept its core"
+        " (100% when the gateway is the bottleneck; lower when the load side on the other core was,"
+        " and then req/s says little: read the CPU µs/req), how busy each whole core was, whatever"
+        " ran on it (gateway core / load core: a load core near 100% with the gateway's process"
+        " below it means wrk and the upstream, or other work on the machine, set the pace), errors"
+        " (wrk: connect, read, write, non-2xx/3xx, timeouts; all rounds) and resident memory of"
+        " the gateway after its runs:",
         "",
         "| gateway | " + " | ".join(s.title for s in SCENARIOS) + " |",
         "|---|" + "---:|" * len(SCENARIOS),
@@ -299,8 +338,9 @@ def markdown(doc: dict[str, Any]) -> str:
             cells.append(
                 "—"
                 if not cell
-                else f"{cell['rps_spread']:.2f}x, {fmt(cell['busy_pct'])}% busy, {cell['errors']} errors,"
-                f" {fmt(cell['rss_mb'])} MB"
+                else f"{cell['rps_spread']:.2f}x, {fmt(cell['busy_pct'])}% busy (cores"
+                f" {fmt(cell.get('gateway_core_pct'))}% / {fmt(cell.get('load_core_pct'))}%),"
+                f" {cell['errors']} errors, {fmt(cell['rss_mb'])} MB"
             )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -322,6 +362,9 @@ def chart(doc: dict[str, Any], path: Path) -> None:
         ):
             ax = grid[row][column]
             values = [summary[n][scenario.name][key] or 0 for n in names]
+            if not values:  # a scenario left out of this run (--scenarios)
+                ax.set_visible(False)
+                continue
             bars = ax.bar(names, values, color=[colours[n] for n in names])
             for bar, name in zip(bars, names, strict=True):
                 text = f"{bar.get_height():,.0f}"
@@ -386,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                             f"[round {rnd + 1}/{args.rounds}] {scenario.name:9s} {gateway.name:12s}"
                             f" {result['rps']:9,.0f} req/s  p50 {result['p50_ms']:6.1f} ms"
                             f"  p99 {result['p99_ms']:6.1f} ms  {fmt(result['cpu_us_per_req'], 1):>8s} µs/req"
-                            f"  busy {result['busy_pct']:3.0f}%  errors {result['errors']}"
+                            f"  busy {result['busy_pct']:3.0f}% (cores {fmt(result['gateway_core_pct'])}%"
+                            f" / {fmt(result['load_core_pct'])}%)  errors {result['errors']}"
                         )
         finally:
             for gateway in gateways:
