@@ -371,16 +371,18 @@ def url_for(scheme: bytes, host: bytes, port: int | None, target: bytes) -> http
 
 
 @functools.lru_cache(maxsize=256)
-def response_head(status: int, headers: tuple[tuple[bytes, bytes], ...]) -> tuple[Headers, bool]:
+def response_head(
+    status: int, headers: tuple[tuple[bytes, bytes], ...]
+) -> tuple[tuple[tuple[bytes, bytes], ...], bool]:
     """The upstream's response headers to pass on, and whether the body is small (none
     allowed, or a Content-Length of at most SMALL_BODY); worked out once per distinct
-    head, as an upstream sends the same few again and again. Shared: never changed."""
+    head, as an upstream sends the same few again and again (a tuple: shared)."""
     kept = without(headers, BODYLESS.get(status, SERVER_OWNED))[0]
     small = status in BODYLESS
     for name, value in kept:
         if name == b"content-length":
             small = small or int(value) <= SMALL_BODY
-    return kept, small
+    return tuple(kept), small
 
 
 def flag(environ: Mapping[str, str], name: str, default: str = "0") -> bool:
