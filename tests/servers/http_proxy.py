@@ -7,7 +7,10 @@ target) is forwarded to its origin on a fresh connection, the answer passed back
 its framing intact but without the origin's ``Connection: close``, so the client's
 connection to the proxy stays alive. With ``auth`` set, a request without the right
 ``Proxy-Authorization`` gets a 407 with a body. Every request head the proxy received
-is recorded in ``heads``, so tests see exactly what was sent to the proxy.
+is recorded in ``heads``, so tests see exactly what was sent to the proxy. The relay
+is one thread: while it cannot pass bytes on, it reads nothing (the kind of peer that
+deadlocks a client which stops reading while it writes); ``buffer_size`` shrinks its
+sockets' buffers so that happens after a few kilobytes, not megabytes.
 ``PproxyHTTP`` runs pproxy (PyPI) as a real HTTP or HTTPS proxy beside it.
 """
 
@@ -39,8 +42,10 @@ class ProxyServer:
         ssl_context: ssl.SSLContext | None = None,
         auth: tuple[str, str] | None = None,
         host: str = "127.0.0.1",
+        buffer_size: int | None = None,
     ) -> None:
         self.heads: list[bytes] = []
+        self.buffer_size = buffer_size
         self.connections = 0
         self._expected = (
             None if auth is None else b"Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode())
@@ -94,6 +99,10 @@ class ProxyServer:
                     conn.send(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
                     continue
                 conn.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                if self.buffer_size is not None:
+                    for sock in (conn.sock, upstream):
+                        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                            sock.setsockopt(socket.SOL_SOCKET, option, self.buffer_size)
                 self._relay(conn, upstream)
                 return
             self._forward(conn, method, target, headers, body)
