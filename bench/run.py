@@ -47,6 +47,10 @@ CLIENTS_DIR = BENCH / "clients"
 PEERS_VENV = BENCH / ".venv-peers"
 TOOLS_VENV = BENCH / ".venv-tools"
 PEERS_REQ = BENCH / "requirements-peers.txt"
+# What ours' runs need beyond the dev extra (uvloop), installed with `pip --target` here
+# and put on their PYTHONPATH: never into .venv, where pproxy (a test proxy) would pick
+# uvloop up and fail under it.
+OURS_SITE = BENCH / ".ours-site"
 TOOLS_REQ = BENCH / "requirements-tools.txt"
 
 sys.path.insert(0, str(BENCH))
@@ -141,6 +145,11 @@ def log(msg: str) -> None:
 # ---------------------------------------------------------------- interpreters
 
 
+def ours_pythonpath(ours_root: Path) -> str:
+    """PYTHONPATH for ours' runs: the package measured, then bench/.ours-site."""
+    return os.pathsep.join([str(ours_root), str(OURS_SITE)])
+
+
 def default_ours_python() -> str:
     env = os.environ.get("BENCH_OURS_PYTHON")
     if env:
@@ -214,7 +223,7 @@ def run_one(plan: Plan, client: Client, scenario: str, ng: nginx_mod.Nginx, rnd:
     python = plan.ours_python if client.env == "ours" else plan.peers_python
     env = clean_env()
     if client.env == "ours":
-        env["PYTHONPATH"] = str(plan.ours_root)
+        env["PYTHONPATH"] = ours_pythonpath(plan.ours_root)
         env["BENCH_OURS_ROOT"] = str(plan.ours_root)
     cmd = [
         str(python),
@@ -508,10 +517,12 @@ def main(argv: list[str] | None = None) -> int:
             f"bench: WARNING: `import httpcore` fails with {ours_python} and PYTHONPATH={ours_root}; "
             "ours will show as errors"
         )
-    if any("uvloop" in c.args and c.env == "ours" for c in clients) and not can_import(ours_python, "uvloop"):
+    if any("uvloop" in c.args and c.env == "ours" for c in clients) and not can_import(
+        ours_python, "uvloop", {"PYTHONPATH": ours_pythonpath(ours_root)}
+    ):
         log(
             f"bench: WARNING: uvloop is not installed for {ours_python}; ours+uvloop will show as errors "
-            f"(`make bench` installs it: {ours_python} -m pip install -r bench/requirements-ours.txt)"
+            f"(`make bench-ours-deps` installs it into {OURS_SITE})"
         )
 
     plan = Plan(
