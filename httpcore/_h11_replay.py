@@ -28,6 +28,8 @@ import functools
 
 import h11
 
+from ._h11_shortcuts import count_body_chunk
+
 __all__ = ["CYCLES_KEPT", "ENABLED", "Cycle", "RequestHead", "request_head"]
 
 ENABLED = True  # False: every exchange goes through h11 (the tests compare both ways)
@@ -71,7 +73,9 @@ class RequestHead:
         return wire + body if body else wire
 
     def replayable(self, body_length: int) -> bool:
-        return ENABLED and self.wire is not None and body_length == self.body_length
+        """Whether a request with a body of ``body_length`` bytes (-1: streamed, of the
+        length its head says) may go out as h11 wrote it."""
+        return ENABLED and self.wire is not None and body_length in (self.body_length, -1)
 
     def remember(self, head: bytes, event: h11.Response, body_length: int, version: bytes) -> None:
         """h11 took a connection from idle back to idle with this request, ``head`` and
@@ -81,13 +85,16 @@ class RequestHead:
             cycles.clear()
         cycles[head] = Cycle(event, body_length, version)
 
-    def catch_up(self, h: h11.Connection, body: bytes | None) -> None:
-        """Tell ``h`` of the request that went out without it: the same events h11 saw
-        the first time (it answers with the same bytes, already sent)."""
+    def catch_up(self, h: h11.Connection, sent: int, ended: bool) -> None:
+        """Tell ``h`` of the request that went out without it, as far as it went: the
+        head, ``sent`` body bytes (counted, as h11 frames them by Content-Length) and,
+        if ``ended``, the end: the events h11 saw the first time, answered with the same
+        bytes, already sent."""
         h.send(self.event)
-        if body:
-            h.send(h11.Data(data=body))
-        h.send(h11.EndOfMessage())
+        if sent and not count_body_chunk(h, sent):
+            h.send(h11.Data(data=bytes(sent)))  # h11's own count; the bytes are not used
+        if ended:
+            h.send(h11.EndOfMessage())
 
 
 @functools.lru_cache(maxsize=128)

@@ -17,7 +17,7 @@ import pytest
 import httpcore
 from httpcore import _h11_replay
 from tests.fuzzing.h1 import _mutate
-from tests.fuzzing.memory import AsyncMemoryBackend, MemoryBackend, Peer
+from tests.fuzzing.memory import RESET, AsyncMemoryBackend, MemoryBackend, Peer
 from tests.servers.raw import chunked, response
 
 URL = "http://replay.test"
@@ -30,13 +30,22 @@ BASES = [
     response(204, headers=[(b"Content-Length", b"5")], content_length=False),
     response(304, headers=HEADERS),
 ]
-REQUESTS: list[tuple[str, str, bytes | None]] = [
-    ("GET", "/same", None),
-    ("GET", "/same", None),
-    ("GET", "/other", None),
-    ("HEAD", "/same", None),
-    ("POST", "/same", b"payload"),
-    ("GET", "/close", None),  # sent with Connection: close
+CL5 = [(b"Content-Length", b"5")]
+# method, path, body (bytes, or a list of chunks to stream), extra headers
+REQUESTS: list[tuple[str, str, bytes | list[bytes] | None, list[tuple[bytes, bytes]]]] = [
+    ("GET", "/same", None, []),
+    ("GET", "/same", None, []),
+    ("GET", "/other", None, []),
+    ("HEAD", "/same", None, []),
+    ("POST", "/same", b"payload", []),
+    ("GET", "/close", None, [(b"Connection", b"close")]),
+    ("POST", "/upload", [b"ab", b"", b"cde"], CL5),  # streamed, as long as it says
+    ("POST", "/upload", [b"abcde"], CL5),
+    ("POST", "/upload", b"abcde", CL5),  # the same head, the body as bytes
+    ("POST", "/upload", [b"ab", b"cdef"], CL5),  # too long: refused
+    ("POST", "/upload", [b"ab"], CL5),  # too short: refused
+    ("PUT", "/upload", [b"", b""], []),  # streams nothing: no body
+    ("PUT", "/chunked", [b"ab", b"cd"], []),  # chunked: never replayed
 ]
 
 
@@ -49,14 +58,18 @@ def fresh_records() -> Iterator[None]:
     _h11_replay.ENABLED = True
 
 
-def _answer(rng: random.Random) -> tuple[list[bytes], bool]:
-    """One response as the pieces the client will read, and whether the server then
-    closes."""
+Answer = tuple[list[typing.Any], bool, bool]
+
+
+def _answer(rng: random.Random) -> Answer:
+    """One response as the pieces the client will read, whether the server then closes,
+    and whether it answers on the request head alone and then reads no more (as a
+    server refusing an upload does)."""
     base = rng.choice(BASES)
     head_end = base.find(b"\r\n\r\n") + 4
     kind = rng.choices(
-        ["same", "body", "extra", "short", "split", "mutated", "1xx", "closing", "chunked"],
-        [40, 12, 6, 4, 10, 12, 4, 4, 4],
+        ["same", "body", "extra", "short", "split", "mutated", "1xx", "closing", "chunked", "reset", "early"],
+        [40, 12, 6, 4, 10, 12, 4, 4, 4, 3, 4],
     )[0]
     data = base
     if kind == "body":  # the same head, another body of the same length
@@ -78,51 +91,77 @@ def _answer(rng: random.Random) -> tuple[list[bytes], bool]:
         data = response(
             200, chunked(body[:3], body[3:]), [(b"Transfer-Encoding", b"chunked")], content_length=False
         )
-    pieces = [data]
+    pieces: list[typing.Any] = [data]
+    if kind == "reset":  # the connection is reset after the response: the next write fails
+        pieces.append(RESET)
     if kind == "split" and len(data) > 1:
         cut = rng.randrange(1, len(data))
         pieces = [data[:cut], data[cut:]]
-    return [piece for piece in pieces if piece], rng.random() < 0.05 or kind == "short"
+    return [piece for piece in pieces if piece], rng.random() < 0.05 or kind == "short", kind == "early"
 
 
 class ScriptedPeer(Peer):
     """Answers each request it reads with the next response of a shared script, and
     keeps every byte it was sent."""
 
-    def __init__(self, script: Iterator[tuple[list[bytes], bool]], received: list[bytes]) -> None:
+    def __init__(self, script: Iterator[Answer], received: list[bytes]) -> None:
         super().__init__()
         self.script = script
         self.buffer = bytearray()
         self.log = received
+        self.answer: Answer | None = None  # for the request whose head was read
+        self.refusing = False  # answered early: every later write fails
+
+    def write(self, data: bytes) -> None:
+        if self.refusing:
+            self.log.append(b"refused:" + data)
+            raise httpcore.WriteError("memory: the server stopped reading")
+        super().write(data)
 
     def received(self, data: bytes) -> None:
         self.log.append(data)
         self.buffer += data
-        while not (self.ended or self.dead):
+        while not (self.ended or self.dead or self.refusing):
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
                 return
+            if self.answer is None:
+                self.answer = next(self.script)
+                pieces, close, early = self.answer
+                if early:
+                    self.outgoing += pieces
+                    self.ended = close
+                    self.refusing = True
+                    return
             head = bytes(self.buffer[: end + 4]).lower()
             marker = head.find(b"\r\ncontent-length:")
             length = 0 if marker < 0 else int(head[marker + 17 : head.find(b"\r\n", marker + 2)])
             if len(self.buffer) < end + 4 + length:
                 return
             del self.buffer[: end + 4 + length]
-            pieces, close = next(self.script)
+            pieces, close, _ = self.answer
+            self.answer = None
             self.outgoing += pieces
             self.ended = close
 
 
-def _script(seed: int) -> Iterator[tuple[list[bytes], bool]]:
+def _script(seed: int) -> Iterator[Answer]:
     rng = random.Random(seed)
     while True:
         yield _answer(rng)
 
 
-def _request(index: int, seed: int) -> httpcore.Request:
-    method, path, body = REQUESTS[random.Random(seed * 100_003 + index).randrange(len(REQUESTS))]
-    headers = [(b"Connection", b"close")] if path == "/close" else []
-    return httpcore.Request(method, URL + path, headers=headers, content=body)
+def _request(index: int, seed: int, asynchronous: bool) -> httpcore.Request:
+    method, path, body, headers = REQUESTS[random.Random(seed * 100_003 + index).randrange(len(REQUESTS))]
+    content: typing.Any = body
+    if isinstance(body, list):
+        content = _async_chunks(body) if asynchronous else iter(body)
+    return httpcore.Request(method, URL + path, headers=headers, content=content)
+
+
+async def _async_chunks(chunks: list[bytes]) -> typing.AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
 
 
 def _outcome(response: httpcore.Response | None, error: BaseException | None) -> tuple[typing.Any, ...]:
@@ -147,7 +186,7 @@ def run_sync(seed: int, enabled: bool) -> tuple[list[typing.Any], list[bytes], i
 
     def one(pool: httpcore.ConnectionPool, index: int) -> tuple[typing.Any, ...]:
         try:
-            response = pool.handle_request(_request(index, seed))
+            response = pool.handle_request(_request(index, seed, False))
             response.read()
         except httpcore.HTTPCoreError as exc:
             return _outcome(None, exc)
@@ -167,7 +206,7 @@ def run_async(seed: int, enabled: bool) -> tuple[list[typing.Any], list[bytes], 
 
     async def one(pool: httpcore.AsyncConnectionPool, index: int) -> tuple[typing.Any, ...]:
         try:
-            response = await pool.handle_async_request(_request(index, seed))
+            response = await pool.handle_async_request(_request(index, seed, True))
             await response.aread()
         except httpcore.HTTPCoreError as exc:
             return _outcome(None, exc)
@@ -253,9 +292,9 @@ def test_a_backend_reading_bytearrays_is_replayed_with_bytes(monkeypatch: pytest
     still matches it, and the caller gets bytes."""
     replays = count_replays(monkeypatch)
 
-    def forever() -> Iterator[tuple[list[bytes], bool]]:
+    def forever() -> Iterator[Answer]:
         while True:
-            yield [bytearray(BASES[0])], False  # type: ignore[list-item]
+            yield [bytearray(BASES[0])], False, False
 
     script = forever()
     backend = MemoryBackend(lambda: ScriptedPeer(script, []))

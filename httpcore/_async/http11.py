@@ -79,6 +79,17 @@ _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 _FRAMING = {b"host": 1, b"content-length": 2, b"transfer-encoding": 4}
 
 
+async def _looked_at(request: Request) -> typing.Any:
+    """The request's body, an iterable one looked into (``first_chunk``): b"" when it
+    yields nothing, which is then recorded on the request (safe to send again)."""
+    content: typing.Any = request.content
+    if content is not None and type(content) is not bytes:
+        content = await first_chunk(content)
+        if type(content) is bytes:
+            request.content = content
+    return content
+
+
 class _State(enum.Enum):
     IDLE = 0
     ACTIVE = 1
@@ -107,9 +118,14 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         self._must_close = False  # the response's framing was ambiguous: never reuse
         self._host_header = origin.authority
         self._head_start = 0  # self._received before the response head was read
+        # The request going out without h11 (see _h11_replay), the body bytes sent with
+        # it so far, and whether the body is done: what h11 must hear if it takes over.
+        self._replaying: RequestHead | None = None
+        self._body_sent = 0
+        self._body_ended = False
         # An exchange that may be remembered for replay once h11 has completed it: the
         # request's record, the head first read, the body bytes after it, _received then.
-        self._replay: tuple[RequestHead, bytes, int, int] | None = None
+        self._to_remember: tuple[RequestHead, bytes, int, int] | None = None
 
     async def handle_async_request(self, request: Request) -> Response:
         if self._state is not _State.IDLE:
@@ -120,32 +136,31 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         self._requests += 1
         self._got_response_bytes = False
         self._must_close = False
-        self._replay = None
+        self._replaying = None
+        self._to_remember = None
         self._head_start = self._received
         extensions = request.extensions
         timeouts = extensions.get("timeout") or {}
         trace = extensions.get("trace")
         try:
             send_error: WriteError | None = None
-            replay: RequestHead | None = None
-            body: bytes | None = None  # of a replayed request
             try:
                 if trace is not None:
                     await self._send_request_traced(request, timeouts.get("write"), trace)
                 else:
-                    replay = self._replayable(request)
+                    content = await _looked_at(request)
+                    replay = self._replayable(request, content)
                     if replay is None:
-                        await self._send_request(request, timeouts.get("write"))
+                        await self._send_request(request, content, timeout=timeouts.get("write"))
                     else:
-                        body = typing.cast("bytes | None", request.content)
-                        await self._stream.write(replay.message(body), timeouts.get("write"))
+                        await self._send_replayed(replay, content, timeouts.get("write"))
             except WriteError as exc:
                 # The server may have answered early and closed (a 413 or 401 before the
                 # upload finished): what it sent is the response the caller needs.
                 send_error = exc
             try:
-                if replay is not None:
-                    response = await self._receive_replayed(replay, body, timeouts.get("read"))
+                if self._replaying is not None:
+                    response = await self._receive_replayed(self._replaying, timeouts.get("read"))
                     if response is not None:
                         return response
                     event = await self._receive_response_head(timeouts.get("read"), first_read=False)
@@ -178,10 +193,10 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 raise map_h11_error(exc, in_body=self._h11.their_state is h11.SEND_BODY) from exc
             raise
 
-    def _replayable(self, request: Request) -> RequestHead | None:
+    def _replayable(self, request: Request, content: typing.Any) -> RequestHead | None:
         """The record of this request's head when h11 sent it before with a body of the
-        same length, so that it may go out as h11 wrote it (see ``_h11_replay``)."""
-        content = request.content
+        same length (a streamed one: framed by Content-Length), so that it may go out as
+        h11 wrote it (see ``_h11_replay``)."""
         if content is None:
             size = 0
         elif type(content) is bytes:
@@ -189,13 +204,35 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             if size > COALESCE_LIMIT:
                 return None
         else:
-            return None
+            size = -1  # streamed: its head says how long it must be
         record = self._request_head(request, content)
         return record if record.replayable(size) else None
 
-    async def _receive_replayed(
-        self, record: RequestHead, body: bytes | None, timeout: float | None
-    ) -> Response | None:
+    async def _send_replayed(self, record: RequestHead, content: typing.Any, timeout: float | None) -> None:
+        """The request as h11 wrote it before; a streamed body is counted against the
+        length h11 framed it by, and h11 takes over to refuse one that does not fit."""
+        self._replaying = record
+        if content is None or type(content) is bytes:
+            self._body_sent = len(content) if content else 0
+            self._body_ended = True
+            await self._stream.write(record.message(content), timeout)
+            return
+        self._body_sent = 0
+        self._body_ended = False
+        try:
+            await self._stream.write(record.message(None), timeout)
+            await self._send_body_chunks(content, timeout)
+        finally:
+            await close_body(content)
+
+    def _catch_up(self) -> None:
+        """h11 hears of the replayed request as far as it went, and takes over."""
+        record = self._replaying
+        assert record is not None
+        self._replaying = None
+        record.catch_up(self._h11, self._body_sent, self._body_ended)
+
+    async def _receive_replayed(self, record: RequestHead, timeout: float | None) -> Response | None:
         """The response, when the first read brings a whole exchange h11 completed before
         with this request head; else None, with h11 told of the request and given what
         was read, to read the response its own way."""
@@ -210,12 +247,13 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 cycle = record.cycles.get(head)
                 if (
                     cycle is not None
+                    and self._body_ended  # else h11 would close after the response
                     and len(data) - end == cycle.body_length
                     and h.their_http_version is not None
                 ):
                     return self._replayed(cycle, data[end:])
-                self._replay = (record, head, len(data) - end, self._received)
-        record.catch_up(h, body)
+                self._to_remember = (record, head, len(data) - end, self._received)
+        self._catch_up()
         self._feed(data)
         return None
 
@@ -269,7 +307,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 # The whole body came with the head: the connection is done with this
                 # response already, and the caller gets it with no stream to pull.
                 await self._response_closed()
-                replay = self._replay
+                replay = self._to_remember
                 if (
                     replay is not None
                     and self._state is _State.IDLE
@@ -309,13 +347,8 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return (body if type(body) is bytes else bytes(body)), complete
 
-    async def _send_request(self, request: Request, timeout: float | None) -> None:
+    async def _send_request(self, request: Request, content: typing.Any, timeout: float | None) -> None:
         h = self._h11
-        content: typing.Any = request.content
-        if content is not None and type(content) is not bytes:
-            content = await first_chunk(content)
-            if type(content) is bytes:  # empty: no body at all, and safe to send again
-                request.content = content
         record = self._request_head(request, content)
         head = h.send(record.event)
         assert head is not None
@@ -340,17 +373,14 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             return
         try:
             await self._stream.write(head, timeout)
-            await self._send_body_chunks(content, timeout)
+            if await self._send_body_chunks(content, timeout):
+                record.sent(head, self._body_sent)  # framed by Content-Length: sent as it came
         finally:
             await close_body(content)  # however the upload ended
 
     async def _send_request_traced(self, request: Request, timeout: float | None, trace: typing.Any) -> None:
         info = {"request": request}
-        content: typing.Any = request.content
-        if content is not None and type(content) is not bytes:
-            content = await first_chunk(content)  # the head's framing depends on it
-            if type(content) is bytes:
-                request.content = content
+        content = await _looked_at(request)
         step = _trace.HTTP11_SEND_REQUEST_HEADERS
         try:
             await traced(trace, step, info, self._send_head, request, content, timeout)
@@ -367,17 +397,27 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
             content = (content,) if content else ()
         await self._send_body_chunks(content, timeout)
 
-    async def _send_body_chunks(self, content: typing.Any, timeout: float | None) -> None:
-        """A body from an iterable (async iterable in async code), then its end."""
+    async def _send_body_chunks(self, content: typing.Any, timeout: float | None) -> bool:
+        """A body from an iterable (async iterable in async code), then its end; whether
+        its bytes went out as they came (no framing added: Content-Length)."""
+        self._body_sent = 0
         if isinstance(content, AsyncIterable):
             async for chunk in content:
                 await self._send_body_chunk(chunk, timeout)
         else:
             for chunk in content:
                 await self._send_body_chunk(chunk, timeout)
+        record = self._replaying
+        if record is not None:
+            if self._body_sent == record.body_length:
+                self._body_ended = True
+                return True
+            self._catch_up()  # too short: h11 refuses the end below
         end = self._h11.send(_END_OF_MESSAGE)
         if end:
             await self._stream.write(end, timeout)
+            return False
+        return True
 
     def _request_head(self, request: Request, content: typing.Any) -> RequestHead:
         """The record of the request head, with Host and body framing added when missing."""
@@ -411,10 +451,19 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
         if not isinstance(chunk, bytes | bytearray | memoryview):
             raise TypeError(f"Request body chunks must be bytes, not {type(chunk).__name__}")
         if chunk:
+            record = self._replaying
+            if record is not None:
+                if self._body_sent + len(chunk) <= record.body_length:
+                    self._body_sent += len(chunk)
+                    await self._stream.write(chunk, timeout)
+                    return
+                self._catch_up()  # too long: h11 refuses it below
             if count_body_chunk(self._h11, len(chunk)):
+                self._body_sent += len(chunk)
                 await self._stream.write(chunk, timeout)  # counted by h11: no framing to add
                 return
             data = self._h11.send(h11.Data(data=chunk))
+            self._body_sent += len(chunk)
             if data:
                 await self._stream.write(data, timeout)
 
@@ -512,7 +561,7 @@ class AsyncHTTP11Connection(AsyncConnectionInterface):
                 if h.their_state is h11.SWITCHED_PROTOCOL:
                     return event  # 101 to our Upgrade: the last head on this connection
                 informational += 1
-                self._replay = None  # the head first read was not the response's
+                self._to_remember = None  # the head first read was not the response's
                 if informational > MAX_INFORMATIONAL:
                     raise RemoteProtocolError(
                         f"The server sent more than {MAX_INFORMATIONAL} informational (1xx) responses"

@@ -80,6 +80,17 @@ _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 _FRAMING = {b"host": 1, b"content-length": 2, b"transfer-encoding": 4}
 
 
+def _looked_at(request: Request) -> typing.Any:
+    """The request's body, an iterable one looked into (``first_chunk``): b"" when it
+    yields nothing, which is then recorded on the request (safe to send again)."""
+    content: typing.Any = request.content
+    if content is not None and type(content) is not bytes:
+        content = first_chunk(content)
+        if type(content) is bytes:
+            request.content = content
+    return content
+
+
 class _State(enum.Enum):
     IDLE = 0
     ACTIVE = 1
@@ -108,9 +119,14 @@ class HTTP11Connection(ConnectionInterface):
         self._must_close = False  # the response's framing was ambiguous: never reuse
         self._host_header = origin.authority
         self._head_start = 0  # self._received before the response head was read
+        # The request going out without h11 (see _h11_replay), the body bytes sent with
+        # it so far, and whether the body is done: what h11 must hear if it takes over.
+        self._replaying: RequestHead | None = None
+        self._body_sent = 0
+        self._body_ended = False
         # An exchange that may be remembered for replay once h11 has completed it: the
         # request's record, the head first read, the body bytes after it, _received then.
-        self._replay: tuple[RequestHead, bytes, int, int] | None = None
+        self._to_remember: tuple[RequestHead, bytes, int, int] | None = None
 
     def handle_request(self, request: Request) -> Response:
         if self._state is not _State.IDLE:
@@ -121,32 +137,31 @@ class HTTP11Connection(ConnectionInterface):
         self._requests += 1
         self._got_response_bytes = False
         self._must_close = False
-        self._replay = None
+        self._replaying = None
+        self._to_remember = None
         self._head_start = self._received
         extensions = request.extensions
         timeouts = extensions.get("timeout") or {}
         trace = extensions.get("trace")
         try:
             send_error: WriteError | None = None
-            replay: RequestHead | None = None
-            body: bytes | None = None  # of a replayed request
             try:
                 if trace is not None:
                     self._send_request_traced(request, timeouts.get("write"), trace)
                 else:
-                    replay = self._replayable(request)
+                    content = _looked_at(request)
+                    replay = self._replayable(request, content)
                     if replay is None:
-                        self._send_request(request, timeouts.get("write"))
+                        self._send_request(request, content, timeout=timeouts.get("write"))
                     else:
-                        body = typing.cast("bytes | None", request.content)
-                        self._stream.write(replay.message(body), timeouts.get("write"))
+                        self._send_replayed(replay, content, timeouts.get("write"))
             except WriteError as exc:
                 # The server may have answered early and closed (a 413 or 401 before the
                 # upload finished): what it sent is the response the caller needs.
                 send_error = exc
             try:
-                if replay is not None:
-                    response = self._receive_replayed(replay, body, timeouts.get("read"))
+                if self._replaying is not None:
+                    response = self._receive_replayed(self._replaying, timeouts.get("read"))
                     if response is not None:
                         return response
                     event = self._receive_response_head(timeouts.get("read"), first_read=False)
@@ -179,10 +194,10 @@ class HTTP11Connection(ConnectionInterface):
                 raise map_h11_error(exc, in_body=self._h11.their_state is h11.SEND_BODY) from exc
             raise
 
-    def _replayable(self, request: Request) -> RequestHead | None:
+    def _replayable(self, request: Request, content: typing.Any) -> RequestHead | None:
         """The record of this request's head when h11 sent it before with a body of the
-        same length, so that it may go out as h11 wrote it (see ``_h11_replay``)."""
-        content = request.content
+        same length (a streamed one: framed by Content-Length), so that it may go out as
+        h11 wrote it (see ``_h11_replay``)."""
         if content is None:
             size = 0
         elif type(content) is bytes:
@@ -190,13 +205,35 @@ class HTTP11Connection(ConnectionInterface):
             if size > COALESCE_LIMIT:
                 return None
         else:
-            return None
+            size = -1  # streamed: its head says how long it must be
         record = self._request_head(request, content)
         return record if record.replayable(size) else None
 
-    def _receive_replayed(
-        self, record: RequestHead, body: bytes | None, timeout: float | None
-    ) -> Response | None:
+    def _send_replayed(self, record: RequestHead, content: typing.Any, timeout: float | None) -> None:
+        """The request as h11 wrote it before; a streamed body is counted against the
+        length h11 framed it by, and h11 takes over to refuse one that does not fit."""
+        self._replaying = record
+        if content is None or type(content) is bytes:
+            self._body_sent = len(content) if content else 0
+            self._body_ended = True
+            self._stream.write(record.message(content), timeout)
+            return
+        self._body_sent = 0
+        self._body_ended = False
+        try:
+            self._stream.write(record.message(None), timeout)
+            self._send_body_chunks(content, timeout)
+        finally:
+            close_body(content)
+
+    def _catch_up(self) -> None:
+        """h11 hears of the replayed request as far as it went, and takes over."""
+        record = self._replaying
+        assert record is not None
+        self._replaying = None
+        record.catch_up(self._h11, self._body_sent, self._body_ended)
+
+    def _receive_replayed(self, record: RequestHead, timeout: float | None) -> Response | None:
         """The response, when the first read brings a whole exchange h11 completed before
         with this request head; else None, with h11 told of the request and given what
         was read, to read the response its own way."""
@@ -211,12 +248,13 @@ class HTTP11Connection(ConnectionInterface):
                 cycle = record.cycles.get(head)
                 if (
                     cycle is not None
+                    and self._body_ended  # else h11 would close after the response
                     and len(data) - end == cycle.body_length
                     and h.their_http_version is not None
                 ):
                     return self._replayed(cycle, data[end:])
-                self._replay = (record, head, len(data) - end, self._received)
-        record.catch_up(h, body)
+                self._to_remember = (record, head, len(data) - end, self._received)
+        self._catch_up()
         self._feed(data)
         return None
 
@@ -270,7 +308,7 @@ class HTTP11Connection(ConnectionInterface):
                 # The whole body came with the head: the connection is done with this
                 # response already, and the caller gets it with no stream to pull.
                 self._response_closed()
-                replay = self._replay
+                replay = self._to_remember
                 if (
                     replay is not None
                     and self._state is _State.IDLE
@@ -310,13 +348,8 @@ class HTTP11Connection(ConnectionInterface):
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return (body if type(body) is bytes else bytes(body)), complete
 
-    def _send_request(self, request: Request, timeout: float | None) -> None:
+    def _send_request(self, request: Request, content: typing.Any, timeout: float | None) -> None:
         h = self._h11
-        content: typing.Any = request.content
-        if content is not None and type(content) is not bytes:
-            content = first_chunk(content)
-            if type(content) is bytes:  # empty: no body at all, and safe to send again
-                request.content = content
         record = self._request_head(request, content)
         head = h.send(record.event)
         assert head is not None
@@ -341,17 +374,14 @@ class HTTP11Connection(ConnectionInterface):
             return
         try:
             self._stream.write(head, timeout)
-            self._send_body_chunks(content, timeout)
+            if self._send_body_chunks(content, timeout):
+                record.sent(head, self._body_sent)  # framed by Content-Length: sent as it came
         finally:
             close_body(content)  # however the upload ended
 
     def _send_request_traced(self, request: Request, timeout: float | None, trace: typing.Any) -> None:
         info = {"request": request}
-        content: typing.Any = request.content
-        if content is not None and type(content) is not bytes:
-            content = first_chunk(content)  # the head's framing depends on it
-            if type(content) is bytes:
-                request.content = content
+        content = _looked_at(request)
         step = _trace.HTTP11_SEND_REQUEST_HEADERS
         try:
             traced(trace, step, info, self._send_head, request, content, timeout)
@@ -368,17 +398,27 @@ class HTTP11Connection(ConnectionInterface):
             content = (content,) if content else ()
         self._send_body_chunks(content, timeout)
 
-    def _send_body_chunks(self, content: typing.Any, timeout: float | None) -> None:
-        """A body from an iterable (async iterable in async code), then its end."""
+    def _send_body_chunks(self, content: typing.Any, timeout: float | None) -> bool:
+        """A body from an iterable (async iterable in async code), then its end; whether
+        its bytes went out as they came (no framing added: Content-Length)."""
+        self._body_sent = 0
         if isinstance(content, Iterable):
             for chunk in content:
                 self._send_body_chunk(chunk, timeout)
         else:
             for chunk in content:
                 self._send_body_chunk(chunk, timeout)
+        record = self._replaying
+        if record is not None:
+            if self._body_sent == record.body_length:
+                self._body_ended = True
+                return True
+            self._catch_up()  # too short: h11 refuses the end below
         end = self._h11.send(_END_OF_MESSAGE)
         if end:
             self._stream.write(end, timeout)
+            return False
+        return True
 
     def _request_head(self, request: Request, content: typing.Any) -> RequestHead:
         """The record of the request head, with Host and body framing added when missing."""
@@ -412,10 +452,19 @@ class HTTP11Connection(ConnectionInterface):
         if not isinstance(chunk, bytes | bytearray | memoryview):
             raise TypeError(f"Request body chunks must be bytes, not {type(chunk).__name__}")
         if chunk:
+            record = self._replaying
+            if record is not None:
+                if self._body_sent + len(chunk) <= record.body_length:
+                    self._body_sent += len(chunk)
+                    self._stream.write(chunk, timeout)
+                    return
+                self._catch_up()  # too long: h11 refuses it below
             if count_body_chunk(self._h11, len(chunk)):
+                self._body_sent += len(chunk)
                 self._stream.write(chunk, timeout)  # counted by h11: no framing to add
                 return
             data = self._h11.send(h11.Data(data=chunk))
+            self._body_sent += len(chunk)
             if data:
                 self._stream.write(data, timeout)
 
@@ -513,7 +562,7 @@ class HTTP11Connection(ConnectionInterface):
                 if h.their_state is h11.SWITCHED_PROTOCOL:
                     return event  # 101 to our Upgrade: the last head on this connection
                 informational += 1
-                self._replay = None  # the head first read was not the response's
+                self._to_remember = None  # the head first read was not the response's
                 if informational > MAX_INFORMATIONAL:
                     raise RemoteProtocolError(
                         f"The server sent more than {MAX_INFORMATIONAL} informational (1xx) responses"
