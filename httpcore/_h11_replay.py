@@ -11,10 +11,13 @@ decides keep-alive as always; when it ends with the connection idle again, it is
 as a :class:`Cycle` under its :class:`RequestHead`. The next exchange with byte-identical
 heads writes the bytes h11 wrote and hands back the response h11 made, without calling
 h11 at all: h11's state before and after such a cycle is the same (idle, keep-alive, an
-empty buffer, the peer's version already known), so there is nothing to tell it. Any
-other outcome (a different head, a body split across reads or followed by more bytes, a
-first exchange on the connection, a failed write) catches h11 up with the request it did
-not see (the same events, in order) and lets it read the response as usual.
+empty buffer, the peer's version already known), so there is nothing to tell it. A
+request body framed by Content-Length goes out as it is (h11 adds nothing to it), bytes
+or streamed: the caller counts it against the length, and a chunk too many or an end
+too soon is left to h11 to refuse. Any other outcome (a different head, a body split
+across reads or followed by more bytes, a first exchange on the connection, a request
+not sent whole) catches h11 up with the request it did not see, as far as it went (the
+same events, in order), and lets it read the response as usual.
 
 h11 stays the parser of record: every distinct head pair is parsed and checked by h11
 first, and a replay needs every byte to match. Only bodies framed by Content-Length (or

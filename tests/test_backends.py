@@ -282,6 +282,52 @@ def test_sync_connect_errors(tmp_path: typing.Any, raw_server: RawServerFactory)
     backend.sleep(0)
 
 
+async def test_asyncio_writers_waiting_at_once_each_end(raw_server: RawServerFactory) -> None:
+    """Several tasks writing to one stream (a caller's, after a 101) that the server does
+    not read: each waits with its own deadline and gets its own WriteTimeout."""
+    srv = raw_server(sender(b"", then="wait"))
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+    started = time.monotonic()
+
+    async def write(timeout: float) -> float:
+        with pytest.raises(httpcore.WriteTimeout):
+            while True:  # until the transport's buffer is full and stays so
+                await stream.write(b"x" * MiB, timeout=timeout)
+        return time.monotonic() - started
+
+    ended = await asyncio.wait_for(asyncio.gather(write(0.3), write(0.6), write(0.9)), 10)
+    assert list(ended) == sorted(ended) and ended[-1] < 5
+    assert isinstance(stream, AsyncioStream)
+    stream.abort()
+
+
+async def test_asyncio_writers_waiting_at_once_all_resume(raw_server: RawServerFactory) -> None:
+    """When the server catches up, every waiting writer goes on."""
+    total = 3 * 8 * MiB
+
+    def late_reader(conn: RawConnection) -> None:
+        conn.sleep(0.3)
+        got = 0
+        while got < total:
+            data = conn.recv(timeout=5.0)
+            if not data:
+                break
+            got += len(data)
+        conn.send(b"%d" % got)
+        conn.close()
+
+    srv = raw_server(late_reader)
+    stream = await AsyncioBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)
+
+    async def write() -> None:
+        for _ in range(8):
+            await stream.write(b"x" * MiB, timeout=5)
+
+    await asyncio.wait_for(asyncio.gather(write(), write(), write()), 10)
+    assert await stream.read(100, timeout=5) == b"%d" % total
+    await stream.aclose()
+
+
 def test_sync_write_timeout(raw_server: RawServerFactory) -> None:
     srv = raw_server(sender(b"", then="wait"))
     stream = SyncBackend().connect_tcp("127.0.0.1", srv.port, timeout=5)

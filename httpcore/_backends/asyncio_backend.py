@@ -5,7 +5,8 @@ Theory of operation: the event loop pushes received bytes into the protocol's bu
 is empty parks on a single future, armed with a timer handle for the read deadline. The
 buffer is bounded: above a high-water mark the transport stops reading until the caller
 catches up, so a slow consumer applies back-pressure to the server. Writes go straight
-to the transport and wait only while the transport reports its buffer full. Because the
+to the transport and wait only while the transport reports its buffer full (each waiting
+writer with its own future and deadline, so several tasks may write). Because the
 loop tells the protocol at once about EOF, resets and unsolicited bytes, checking an idle
 connection's liveness costs no system call.
 """
@@ -50,15 +51,16 @@ class _StreamProtocol(asyncio.Protocol):
         self.eof = False
         self.error: BaseException | None = None
         self.reader: asyncio.Future[None] | None = None
-        self.writer: asyncio.Future[None] | None = None
+        # Every writer waiting for the transport to drain, with its deadline: a caller's
+        # stream (after a 101, say) may be written by several tasks at once.
+        self.writers: list[tuple[asyncio.Future[None], float | None]] = []
         self.write_paused = False
         self.read_paused = False
-        # Deadlines of the waiting reader and writer, and one timer for the earliest.
+        # Deadlines of the waiting reader and writers, and one timer for the earliest.
         # A wait with a later deadline than the armed timer leaves the timer alone; when
         # it fires it re-arms for whatever deadline is current. So steady traffic with
         # a 5 s timeout schedules about one timer per 5 s, not one per read.
         self.reader_deadline: float | None = None
-        self.writer_deadline: float | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0
 
@@ -92,9 +94,9 @@ class _StreamProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        writer = self.writer
-        if writer is not None and not writer.done():
-            writer.set_result(None)
+        for writer, _ in self.writers:
+            if not writer.done():
+                writer.set_result(None)
 
     def arm(self, deadline: float) -> None:
         """Make sure the timer fires no later than ``deadline``."""
@@ -115,10 +117,10 @@ class _StreamProtocol(asyncio.Protocol):
         # The loop may run a timer up to its clock resolution early.
         now = self.loop.time() + 0.001
         pending = None
-        for deadline, waiter, error in (
-            (self.reader_deadline, self.reader, _READ_TIMEOUT),
-            (self.writer_deadline, self.writer, _WRITE_TIMEOUT),
-        ):
+        waits: list[tuple[float | None, asyncio.Future[None] | None, tuple[type[Exception], str]]]
+        waits = [(self.reader_deadline, self.reader, _READ_TIMEOUT)]
+        waits += [(deadline, writer, _WRITE_TIMEOUT) for writer, deadline in self.writers]
+        for deadline, waiter, error in waits:
             if deadline is None or waiter is None:
                 continue
             if deadline <= now:
@@ -130,7 +132,7 @@ class _StreamProtocol(asyncio.Protocol):
             self.arm(pending)
 
     def _wake_all(self) -> None:
-        for waiter in (self.reader, self.writer):
+        for waiter in [self.reader, *(writer for writer, _ in self.writers)]:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
@@ -227,15 +229,15 @@ class AsyncioStream(AsyncNetworkStream):
     async def _wait_writable(self, timeout: float | None) -> None:
         protocol = self._protocol
         future: asyncio.Future[None] = protocol.loop.create_future()
-        protocol.writer = future
-        if timeout is not None:
-            protocol.writer_deadline = deadline = protocol.loop.time() + timeout
+        deadline = None if timeout is None else protocol.loop.time() + timeout
+        entry = (future, deadline)
+        protocol.writers.append(entry)
+        if deadline is not None:
             protocol.arm(deadline)
         try:
             await future
         finally:
-            protocol.writer = None
-            protocol.writer_deadline = None
+            protocol.writers.remove(entry)
 
     async def aclose(self) -> None:
         if not self._closed:
