@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 import httpcore
+from httpcore._backends.asyncio_backend import AsyncioStream
 from tests.servers import tls
 from tests.servers.asgi_server import UvicornServer
 from tests.servers.http_proxy import ProxyServer
@@ -35,9 +36,24 @@ def https_proxy() -> Iterator[ProxyServer]:
 
 @pytest.mark.parametrize(("step", "occurrence"), STEPS)
 async def test_cancelled_in_a_trace_callback(
-    https_proxy: ProxyServer, tls_server: UvicornServer, step: str, occurrence: int
+    https_proxy: ProxyServer,
+    tls_server: UvicornServer,
+    step: str,
+    occurrence: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen: list[str] = []
+    # Every stream TLS gives back, to the proxy and to the origin, must be closed too,
+    # not only the TCP stream under it (Python 3.10 warns of the TLS transport).
+    tls_streams: list[typing.Any] = []
+    start_tls = AsyncioStream.start_tls
+
+    async def recorded(self: AsyncioStream, *args: typing.Any) -> typing.Any:
+        stream = await start_tls(self, *args)
+        tls_streams.append(stream)
+        return stream
+
+    monkeypatch.setattr(AsyncioStream, "start_tls", recorded)
 
     async def trace(name: str, info: typing.Any) -> None:
         seen.append(name)
@@ -54,5 +70,6 @@ async def test_cancelled_in_a_trace_callback(
         done = await asyncio.wait_for(asyncio.gather(request, return_exceptions=True), 5.0)
         assert isinstance(done[0], asyncio.CancelledError)
         assert http.connections == []
+        assert [getattr(stream, "_closed", True) for stream in tls_streams] == [True] * len(tls_streams)
         r = await http.request("GET", url, timeout=5.0)
         assert r.status_code == 200

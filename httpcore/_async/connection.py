@@ -28,7 +28,7 @@ from .._library import current_async_library
 from .._models import Origin, Request, Response
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
-from .tracing import traced
+from .tracing import start_tls_traced, traced
 
 __all__ = ["AsyncHTTPConnection"]
 
@@ -212,19 +212,7 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
             context = default_ssl_context(alpn_protocols(self._http1, self._http2))
         if trace is None:
             return await stream.start_tls(context, server_hostname, timeout)
-        info = {"ssl_context": context, "server_hostname": server_hostname, "timeout": timeout}
-        await trace(_trace.START_TLS + _trace.STARTED, info)
-        try:
-            stream = await stream.start_tls(context, server_hostname, timeout)
-        except BaseException as exc:
-            await trace(_trace.START_TLS + _trace.FAILED, {"exception": exc})
-            raise
-        try:
-            await trace(_trace.START_TLS + _trace.COMPLETE, {"return_value": stream})
-        except BaseException:
-            await stream.aclose()
-            raise
-        return stream
+        return await start_tls_traced(trace, stream, context, server_hostname, timeout)
 
     def capacity(self) -> int:
         connection = self._connection

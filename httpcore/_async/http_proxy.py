@@ -39,7 +39,7 @@ from .._exceptions import (
 from .._models import URL, Origin, Request, Response
 from .._proxy import Proxy
 from .connection import AsyncHTTPConnection
-from .tracing import traced
+from .tracing import start_tls_traced, traced
 
 __all__ = ["AsyncForwardHTTPConnection", "AsyncProxyConnection", "AsyncTunnelHTTPConnection"]
 
@@ -73,11 +73,7 @@ class AsyncProxyConnection(AsyncHTTPConnection):
         timeout = time_left(deadline)
         if trace is None:
             return await stream.start_tls(context, server_hostname, timeout)
-        info = {"ssl_context": context, "server_hostname": server_hostname, "timeout": timeout}
-        tls_stream: AsyncNetworkStream = await traced(
-            trace, _trace.START_TLS, info, stream.start_tls, context, server_hostname, timeout
-        )
-        return tls_stream
+        return await start_tls_traced(trace, stream, context, server_hostname, timeout)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.origin} via {self._proxy.origin}] {self._connection!r}>"
@@ -142,13 +138,18 @@ class AsyncTunnelHTTPConnection(AsyncProxyConnection):
         self, stream: AsyncNetworkStream, request: Request, deadline: float | None
     ) -> AsyncNetworkStream:
         trace = request.extensions.get("trace")
-        stream = await self._proxy_tls(stream, deadline, trace)
-        arguments = (stream, self.origin, self._proxy.headers, deadline)
-        if trace is None:
-            await open_tunnel(*arguments)
-        else:  # reported without the headers: they hold the proxy's credentials
-            await traced(trace, _trace.PROXY_CONNECT, {"origin": self.origin}, open_tunnel, *arguments)
-        return stream
+        tunnel = await self._proxy_tls(stream, deadline, trace)
+        arguments = (tunnel, self.origin, self._proxy.headers, deadline)
+        try:
+            if trace is None:
+                await open_tunnel(*arguments)
+            else:  # reported without the headers: they hold the proxy's credentials
+                await traced(trace, _trace.PROXY_CONNECT, {"origin": self.origin}, open_tunnel, *arguments)
+        except BaseException:
+            if tunnel is not stream:  # TLS to the proxy: the caller knows only the TCP stream
+                await tunnel.aclose()
+            raise
+        return tunnel
 
 
 async def open_tunnel(

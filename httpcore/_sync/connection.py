@@ -29,7 +29,7 @@ from .._library import current_sync_library
 from .._models import Origin, Request, Response
 from .http11 import HTTP11Connection
 from .interfaces import ConnectionInterface
-from .tracing import traced
+from .tracing import start_tls_traced, traced
 
 __all__ = ["HTTPConnection"]
 
@@ -213,19 +213,7 @@ class HTTPConnection(ConnectionInterface):
             context = default_ssl_context(alpn_protocols(self._http1, self._http2))
         if trace is None:
             return stream.start_tls(context, server_hostname, timeout)
-        info = {"ssl_context": context, "server_hostname": server_hostname, "timeout": timeout}
-        trace(_trace.START_TLS + _trace.STARTED, info)
-        try:
-            stream = stream.start_tls(context, server_hostname, timeout)
-        except BaseException as exc:
-            trace(_trace.START_TLS + _trace.FAILED, {"exception": exc})
-            raise
-        try:
-            trace(_trace.START_TLS + _trace.COMPLETE, {"return_value": stream})
-        except BaseException:
-            stream.close()
-            raise
-        return stream
+        return start_tls_traced(trace, stream, context, server_hostname, timeout)
 
     def capacity(self) -> int:
         connection = self._connection

@@ -40,7 +40,7 @@ from .._exceptions import (
 from .._models import URL, Origin, Request, Response
 from .._proxy import Proxy
 from .connection import HTTPConnection
-from .tracing import traced
+from .tracing import start_tls_traced, traced
 
 __all__ = ["ForwardHTTPConnection", "ProxyConnection", "TunnelHTTPConnection"]
 
@@ -74,11 +74,7 @@ class ProxyConnection(HTTPConnection):
         timeout = time_left(deadline)
         if trace is None:
             return stream.start_tls(context, server_hostname, timeout)
-        info = {"ssl_context": context, "server_hostname": server_hostname, "timeout": timeout}
-        tls_stream: NetworkStream = traced(
-            trace, _trace.START_TLS, info, stream.start_tls, context, server_hostname, timeout
-        )
-        return tls_stream
+        return start_tls_traced(trace, stream, context, server_hostname, timeout)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.origin} via {self._proxy.origin}] {self._connection!r}>"
@@ -143,13 +139,18 @@ class TunnelHTTPConnection(ProxyConnection):
         self, stream: NetworkStream, request: Request, deadline: float | None
     ) -> NetworkStream:
         trace = request.extensions.get("trace")
-        stream = self._proxy_tls(stream, deadline, trace)
-        arguments = (stream, self.origin, self._proxy.headers, deadline)
-        if trace is None:
-            open_tunnel(*arguments)
-        else:  # reported without the headers: they hold the proxy's credentials
-            traced(trace, _trace.PROXY_CONNECT, {"origin": self.origin}, open_tunnel, *arguments)
-        return stream
+        tunnel = self._proxy_tls(stream, deadline, trace)
+        arguments = (tunnel, self.origin, self._proxy.headers, deadline)
+        try:
+            if trace is None:
+                open_tunnel(*arguments)
+            else:  # reported without the headers: they hold the proxy's credentials
+                traced(trace, _trace.PROXY_CONNECT, {"origin": self.origin}, open_tunnel, *arguments)
+        except BaseException:
+            if tunnel is not stream:  # TLS to the proxy: the caller knows only the TCP stream
+                tunnel.close()
+            raise
+        return tunnel
 
 
 def open_tunnel(

@@ -6,11 +6,13 @@ Only called when the request has a callback: the untraced path never comes here.
 
 from __future__ import annotations
 
+import ssl
 import typing
 
-from .._trace import COMPLETE, FAILED, STARTED
+from .._backends.base import NetworkStream
+from .._trace import COMPLETE, FAILED, START_TLS, STARTED
 
-__all__ = ["traced"]
+__all__ = ["start_tls_traced", "traced"]
 
 
 def traced(
@@ -30,3 +32,27 @@ def traced(
         raise
     trace(step + COMPLETE, {"return_value": result})
     return result
+
+
+def start_tls_traced(
+    trace: typing.Any,
+    stream: NetworkStream,
+    ssl_context: ssl.SSLContext,
+    server_hostname: str,
+    timeout: float | None,
+) -> NetworkStream:
+    """``stream.start_tls`` as the START_TLS step. A ``.complete`` callback that raises
+    (a cancellation, say) closes the new stream: its caller never gets to."""
+    info = {"ssl_context": ssl_context, "server_hostname": server_hostname, "timeout": timeout}
+    trace(START_TLS + STARTED, info)
+    try:
+        tls_stream = stream.start_tls(ssl_context, server_hostname, timeout)
+    except BaseException as exc:
+        trace(START_TLS + FAILED, {"exception": exc})
+        raise
+    try:
+        trace(START_TLS + COMPLETE, {"return_value": tls_stream})
+    except BaseException:
+        tls_stream.close()
+        raise
+    return tls_stream
