@@ -28,6 +28,7 @@ on more than the head.
 from __future__ import annotations
 
 import functools
+import os
 
 import h11
 
@@ -35,7 +36,9 @@ from ._h11_shortcuts import count_body_chunk
 
 __all__ = ["CYCLES_KEPT", "ENABLED", "Cycle", "RequestHead", "request_head"]
 
-ENABLED = True  # False: every exchange goes through h11 (the tests compare both ways)
+# False: every exchange goes through h11. The tests compare both ways; an operator who
+# suspects the replay sets HTTPCORE_H11_REPLAY=0 in the environment.
+ENABLED = os.environ.get("HTTPCORE_H11_REPLAY", "1").strip() != "0"
 CYCLES_KEPT = 16  # distinct response heads remembered per request head (then forgotten)
 
 

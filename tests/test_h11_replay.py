@@ -7,7 +7,10 @@ everything the caller and the server see must be identical."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
 import typing
 from collections.abc import Iterator
 
@@ -305,3 +308,14 @@ def test_a_backend_reading_bytearrays_is_replayed_with_bytes(monkeypatch: pytest
     # h11 writes the first request, then reads the second's response (the cycle is
     # kept); the third is replayed.
     assert replays[0] == 1
+
+
+@pytest.mark.parametrize(("value", "enabled"), [(None, True), ("1", True), ("0", False), (" 0 ", False)])
+def test_the_replay_switch_from_the_environment(value: str | None, enabled: bool) -> None:
+    """HTTPCORE_H11_REPLAY=0 sends every exchange through h11."""
+    env = {key: item for key, item in os.environ.items() if key != "HTTPCORE_H11_REPLAY"}
+    if value is not None:
+        env["HTTPCORE_H11_REPLAY"] = value
+    code = "from httpcore import _h11_replay; print(_h11_replay.ENABLED)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=20)
+    assert out.stdout.strip() == str(enabled), out.stderr
