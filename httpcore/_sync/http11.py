@@ -91,6 +91,17 @@ def _looked_at(request: Request) -> typing.Any:
     return content
 
 
+def _replayable(record: RequestHead, content: typing.Any) -> bool:
+    """Whether the request may go out as h11 wrote it before (see ``_h11_replay``): h11
+    sent its head with a body of the same length (a streamed one: framed by
+    Content-Length, counted as it goes)."""
+    if content is None:
+        return record.replayable(0)
+    if type(content) is bytes:
+        return len(content) <= COALESCE_LIMIT and record.replayable(len(content))
+    return record.replayable(-1)
+
+
 class _State(enum.Enum):
     IDLE = 0
     ACTIVE = 1
@@ -150,11 +161,11 @@ class HTTP11Connection(ConnectionInterface):
                     self._send_request_traced(request, timeouts.get("write"), trace)
                 else:
                     content = _looked_at(request)
-                    replay = self._replayable(request, content)
-                    if replay is None:
-                        self._send_request(request, content, timeout=timeouts.get("write"))
+                    record = self._request_head(request, content)
+                    if _replayable(record, content):
+                        self._send_replayed(record, content, timeouts.get("write"))
                     else:
-                        self._send_replayed(replay, content, timeouts.get("write"))
+                        self._send_request(record, content, timeouts.get("write"))
             except WriteError as exc:
                 # The server may have answered early and closed (a 413 or 401 before the
                 # upload finished): what it sent is the response the caller needs.
@@ -194,21 +205,6 @@ class HTTP11Connection(ConnectionInterface):
                 raise map_h11_error(exc, in_body=self._h11.their_state is h11.SEND_BODY) from exc
             raise
 
-    def _replayable(self, request: Request, content: typing.Any) -> RequestHead | None:
-        """The record of this request's head when h11 sent it before with a body of the
-        same length (a streamed one: framed by Content-Length), so that it may go out as
-        h11 wrote it (see ``_h11_replay``)."""
-        if content is None:
-            size = 0
-        elif type(content) is bytes:
-            size = len(content)
-            if size > COALESCE_LIMIT:
-                return None
-        else:
-            size = -1  # streamed: its head says how long it must be
-        record = self._request_head(request, content)
-        return record if record.replayable(size) else None
-
     def _send_replayed(self, record: RequestHead, content: typing.Any, timeout: float | None) -> None:
         """The request as h11 wrote it before; a streamed body is counted against the
         length h11 framed it by, and h11 takes over to refuse one that does not fit."""
@@ -218,8 +214,7 @@ class HTTP11Connection(ConnectionInterface):
             self._body_ended = True
             self._stream.write(record.message(content), timeout)
             return
-        self._body_sent = 0
-        self._body_ended = False
+        self._body_ended = False  # _send_body_chunks counts the body from 0
         try:
             self._stream.write(record.message(None), timeout)
             self._send_body_chunks(content, timeout)
@@ -348,9 +343,8 @@ class HTTP11Connection(ConnectionInterface):
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return (body if type(body) is bytes else bytes(body)), complete
 
-    def _send_request(self, request: Request, content: typing.Any, timeout: float | None) -> None:
+    def _send_request(self, record: RequestHead, content: typing.Any, timeout: float | None) -> None:
         h = self._h11
-        record = self._request_head(request, content)
         head = h.send(record.event)
         assert head is not None
         if content is None or isinstance(content, bytes):
@@ -453,17 +447,13 @@ class HTTP11Connection(ConnectionInterface):
             raise TypeError(f"Request body chunks must be bytes, not {type(chunk).__name__}")
         if chunk:
             record = self._replaying
-            if record is not None:
-                if self._body_sent + len(chunk) <= record.body_length:
-                    self._body_sent += len(chunk)
-                    self._stream.write(chunk, timeout)
-                    return
+            if record is not None and self._body_sent + len(chunk) > record.body_length:
                 self._catch_up()  # too long: h11 refuses it below
-            if count_body_chunk(self._h11, len(chunk)):
-                self._body_sent += len(chunk)
-                self._stream.write(chunk, timeout)  # counted by h11: no framing to add
-                return
-            data = self._h11.send(h11.Data(data=chunk))
+                record = None
+            if record is not None or count_body_chunk(self._h11, len(chunk)):
+                data = chunk  # counted here or by h11: no framing to add
+            else:
+                data = self._h11.send(h11.Data(data=chunk))
             self._body_sent += len(chunk)
             if data:
                 self._stream.write(data, timeout)
