@@ -279,19 +279,21 @@ class ConnectionPool:
                     if self._connecting:
                         # A connection made without our callback reports its protocol here.
                         self._connection_ready(connection)
-            except ConnectionNotAvailable:
+            except BaseException as exc:
                 self._release(connection)
-                unprocessed += 1
-                if unprocessed > MAX_UNPROCESSED:
-                    raise RemoteProtocolError(
-                        f"The server sent the request back unprocessed {unprocessed} times in a row"
-                        " (REFUSED_STREAM or GOAWAY): not sent again"
-                    ) from None
-                continue
-            except StaleConnection as exc:
-                self._release(connection)
-                if self._closed:
+                if self._closed and isinstance(exc, HTTPCoreError):
+                    # close() shut its connection: that, not the network, ended it.
                     raise PoolClosed(_CLOSED_IN_FLIGHT) from exc
+                if isinstance(exc, ConnectionNotAvailable):
+                    unprocessed += 1
+                    if unprocessed > MAX_UNPROCESSED:
+                        raise RemoteProtocolError(
+                            f"The server sent the request back unprocessed {unprocessed} times in a row"
+                            " (REFUSED_STREAM or GOAWAY): not sent again"
+                        ) from None
+                    continue  # to another connection (or PoolClosed, if close() came)
+                if not isinstance(exc, StaleConnection):
+                    raise
                 reason = None if not fresh else "it was already retried once"
                 if request.method not in _IDEMPOTENT:
                     reason = f"{request.method.decode('ascii')} is not idempotent"
@@ -301,12 +303,6 @@ class ConnectionPool:
                     raise RemoteProtocolError(f"{exc}; the request was not retried because {reason}") from exc
                 fresh = True
                 continue
-            except BaseException as exc:
-                self._release(connection)
-                if self._closed and isinstance(exc, HTTPCoreError):
-                    # close() shut its connection: that, not the network, ended it.
-                    raise PoolClosed(_CLOSED_IN_FLIGHT) from exc
-                raise
             return response, connection
 
     def _wait(self, waiter: SyncWaiter, timeout: float | None) -> ConnectionInterface:
