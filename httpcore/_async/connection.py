@@ -28,7 +28,7 @@ from .._library import current_async_library
 from .._models import Origin, Request, Response
 from .http11 import AsyncHTTP11Connection
 from .interfaces import AsyncConnectionInterface
-from .tracing import start_tls_traced, traced
+from .tracing import complete_or_close, start_tls_traced, traced
 
 __all__ = ["AsyncHTTPConnection"]
 
@@ -177,11 +177,7 @@ class AsyncHTTPConnection(AsyncConnectionInterface):
                     await traced(trace, _trace.RETRY, {"delay": delay}, self._backend.sleep, delay)
                 delay = RETRY_BACKOFF if not delay else delay * 2
         if trace is not None:
-            try:
-                await trace(step + _trace.COMPLETE, {"return_value": stream})
-            except BaseException:
-                await stream.aclose()
-                raise
+            await complete_or_close(trace, step, stream)
         return stream, deadline
 
     def _connect_info(self, host: str, port: int, timeout: float | None) -> dict[str, typing.Any]:

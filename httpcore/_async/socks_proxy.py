@@ -62,7 +62,7 @@ class AsyncSOCKSConnection(AsyncProxyConnection):
         info = {"host": origin.host.decode("ascii"), "port": origin.port, "remote_dns": self._remote_dns}
         step = _trace.SETUP_SOCKS5_CONNECTION
         result: AsyncNetworkStream = await traced(
-            trace, step, info, self._socks_connect, stream, deadline, trace
+            trace, step, info, self._socks_connect, stream, deadline, trace, opens=True
         )
         return result
 

@@ -11,7 +11,7 @@ import typing
 from .._backends.base import AsyncNetworkStream
 from .._trace import COMPLETE, FAILED, START_TLS, STARTED
 
-__all__ = ["start_tls_traced", "traced"]
+__all__ = ["complete_or_close", "start_tls_traced", "traced"]
 
 
 async def traced(
@@ -20,17 +20,32 @@ async def traced(
     info: dict[str, typing.Any],
     func: typing.Callable[..., typing.Any],
     *args: typing.Any,
+    opens: bool = False,
 ) -> typing.Any:
     """Run ``func(*args)`` as ``step``: ``.started`` with ``info``, then ``.complete`` with
-    its return value or ``.failed`` with the exception it raised (which propagates)."""
+    its return value or ``.failed`` with the exception it raised (which propagates).
+    ``opens``: it returns a network stream, closed if ``.complete`` raises."""
     await trace(step + STARTED, info)
     try:
         result = await func(*args)
     except BaseException as exc:
         await trace(step + FAILED, {"exception": exc})
         raise
-    await trace(step + COMPLETE, {"return_value": result})
+    if opens:
+        await complete_or_close(trace, step, result)
+    else:
+        await trace(step + COMPLETE, {"return_value": result})
     return result
+
+
+async def complete_or_close(trace: typing.Any, step: str, stream: AsyncNetworkStream) -> None:
+    """``step.complete`` for a network stream just opened; a callback that raises (a
+    cancellation, say) closes it, since the caller never gets it."""
+    try:
+        await trace(step + COMPLETE, {"return_value": stream})
+    except BaseException:
+        await stream.aclose()
+        raise
 
 
 async def start_tls_traced(
@@ -40,18 +55,9 @@ async def start_tls_traced(
     server_hostname: str,
     timeout: float | None,
 ) -> AsyncNetworkStream:
-    """``stream.start_tls`` as the START_TLS step. A ``.complete`` callback that raises
-    (a cancellation, say) closes the new stream: its caller never gets to."""
+    """``stream.start_tls`` as the START_TLS step, reported with httpcore 1.x's keys."""
     info = {"ssl_context": ssl_context, "server_hostname": server_hostname, "timeout": timeout}
-    await trace(START_TLS + STARTED, info)
-    try:
-        tls_stream = await stream.start_tls(ssl_context, server_hostname, timeout)
-    except BaseException as exc:
-        await trace(START_TLS + FAILED, {"exception": exc})
-        raise
-    try:
-        await trace(START_TLS + COMPLETE, {"return_value": tls_stream})
-    except BaseException:
-        await tls_stream.aclose()
-        raise
+    tls_stream: AsyncNetworkStream = await traced(
+        trace, START_TLS, info, stream.start_tls, ssl_context, server_hostname, timeout, opens=True
+    )
     return tls_stream

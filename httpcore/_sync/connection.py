@@ -29,7 +29,7 @@ from .._library import current_sync_library
 from .._models import Origin, Request, Response
 from .http11 import HTTP11Connection
 from .interfaces import ConnectionInterface
-from .tracing import start_tls_traced, traced
+from .tracing import complete_or_close, start_tls_traced, traced
 
 __all__ = ["HTTPConnection"]
 
@@ -178,11 +178,7 @@ class HTTPConnection(ConnectionInterface):
                     traced(trace, _trace.RETRY, {"delay": delay}, self._backend.sleep, delay)
                 delay = RETRY_BACKOFF if not delay else delay * 2
         if trace is not None:
-            try:
-                trace(step + _trace.COMPLETE, {"return_value": stream})
-            except BaseException:
-                stream.close()
-                raise
+            complete_or_close(trace, step, stream)
         return stream, deadline
 
     def _connect_info(self, host: str, port: int, timeout: float | None) -> dict[str, typing.Any]:

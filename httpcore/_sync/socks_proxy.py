@@ -63,7 +63,7 @@ class SOCKSConnection(ProxyConnection):
         info = {"host": origin.host.decode("ascii"), "port": origin.port, "remote_dns": self._remote_dns}
         step = _trace.SETUP_SOCKS5_CONNECTION
         result: NetworkStream = traced(
-            trace, step, info, self._socks_connect, stream, deadline, trace
+            trace, step, info, self._socks_connect, stream, deadline, trace, opens=True
         )
         return result
 

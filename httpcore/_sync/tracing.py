@@ -12,7 +12,7 @@ import typing
 from .._backends.base import NetworkStream
 from .._trace import COMPLETE, FAILED, START_TLS, STARTED
 
-__all__ = ["start_tls_traced", "traced"]
+__all__ = ["complete_or_close", "start_tls_traced", "traced"]
 
 
 def traced(
@@ -21,17 +21,32 @@ def traced(
     info: dict[str, typing.Any],
     func: typing.Callable[..., typing.Any],
     *args: typing.Any,
+    opens: bool = False,
 ) -> typing.Any:
     """Run ``func(*args)`` as ``step``: ``.started`` with ``info``, then ``.complete`` with
-    its return value or ``.failed`` with the exception it raised (which propagates)."""
+    its return value or ``.failed`` with the exception it raised (which propagates).
+    ``opens``: it returns a network stream, closed if ``.complete`` raises."""
     trace(step + STARTED, info)
     try:
         result = func(*args)
     except BaseException as exc:
         trace(step + FAILED, {"exception": exc})
         raise
-    trace(step + COMPLETE, {"return_value": result})
+    if opens:
+        complete_or_close(trace, step, result)
+    else:
+        trace(step + COMPLETE, {"return_value": result})
     return result
+
+
+def complete_or_close(trace: typing.Any, step: str, stream: NetworkStream) -> None:
+    """``step.complete`` for a network stream just opened; a callback that raises (a
+    cancellation, say) closes it, since the caller never gets it."""
+    try:
+        trace(step + COMPLETE, {"return_value": stream})
+    except BaseException:
+        stream.close()
+        raise
 
 
 def start_tls_traced(
@@ -41,18 +56,9 @@ def start_tls_traced(
     server_hostname: str,
     timeout: float | None,
 ) -> NetworkStream:
-    """``stream.start_tls`` as the START_TLS step. A ``.complete`` callback that raises
-    (a cancellation, say) closes the new stream: its caller never gets to."""
+    """``stream.start_tls`` as the START_TLS step, reported with httpcore 1.x's keys."""
     info = {"ssl_context": ssl_context, "server_hostname": server_hostname, "timeout": timeout}
-    trace(START_TLS + STARTED, info)
-    try:
-        tls_stream = stream.start_tls(ssl_context, server_hostname, timeout)
-    except BaseException as exc:
-        trace(START_TLS + FAILED, {"exception": exc})
-        raise
-    try:
-        trace(START_TLS + COMPLETE, {"return_value": tls_stream})
-    except BaseException:
-        tls_stream.close()
-        raise
+    tls_stream: NetworkStream = traced(
+        trace, START_TLS, info, stream.start_tls, ssl_context, server_hostname, timeout, opens=True
+    )
     return tls_stream
